@@ -23,7 +23,7 @@ func fuzzSeeds(f *testing.F) [][]byte {
 		var keep []rec
 		seen := map[int32]int{}
 		for _, r := range recs {
-			if r.fi < 0 || (len(r.data) < 700 && seen[r.stream] < 3) {
+			if r.fi < 0 || (len(r.data) < 300 && seen[r.stream] < 2) {
 				keep = append(keep, r)
 				seen[r.stream]++
 			}

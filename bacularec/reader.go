@@ -547,7 +547,9 @@ func (r *Reader) newPartial(want int) *partial {
 			return p
 		}
 	}
-	return &partial{want: want, buf: make([]byte, 0, want)}
+	// Grow with the data that actually arrives: a hostile length must not
+	// cost memory the volume does not hold.
+	return &partial{want: want, buf: make([]byte, 0, min(want, 256<<10))}
 }
 
 // Pending reports the sessions that have an incomplete record, for

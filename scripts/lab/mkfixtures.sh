@@ -18,7 +18,7 @@
 #   compared including xattrs/ACLs and deletions. Exit 0 only if all fixtures were made and
 #   verified. OUTDIR is only updated at the end, when everything succeeded.
 #   Leaves nothing running (trap). Env: PORT_BASE (19211; the first free base+0..3 is used),
-#   KEEP_WORKDIR=1, KEEP_SRC=1, SPAN_VOLUME_BYTES (200000), MULTI_BANDWIDTH (10kb/s).
+#   KEEP_WORKDIR=1, KEEP_SRC=1, SPAN_VOLUME_BYTES (200000), MULTI_BANDWIDTH (5kb/s).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -34,7 +34,7 @@ VER=$( { "$LAB_BIN/bacula-dir" -? 2>&1 || true; } | sed -n "s/^Version: \([0-9.]
 PKGVER=$(dpkg-query -W -f='${Version}' bacula-sd 2>/dev/null || echo '?')
 P="bacula-$VER"
 SPAN_VOLUME_BYTES=${SPAN_VOLUME_BYTES:-200000}
-MULTI_BANDWIDTH=${MULTI_BANDWIDTH:-10kb/s}
+MULTI_BANDWIDTH=${MULTI_BANDWIDTH:-5kb/s}
 FD2_NETWORK_BUFFER=4096
 SMALL_BLOCK_SIZE=16384
 

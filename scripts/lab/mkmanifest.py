@@ -277,6 +277,13 @@ w('* **accurate chain**: job Accurate (`Accurate = yes`, `signature = MD5`). 1-f
   'holds only the changed entries (+ their parent directories) and, after them, one attributes record (UATTR) '
   'per deleted file or directory (listed by `bls` as `-*DELETED-`); `catalog/files.tsv` has these with a '
   'negative FileIndex and an all-zero LStat.' % (props.get('deleted_incr'), props.get('deleted_diff')))
+w('\n## Tree manifests (`trees/*.tsv`)\n')
+w('Written by `scripts/lab/tree-manifest.py` from the live source tree right before the job(s) that backed it up. '
+  'Paths are relative to the backed-up directory (absolute path in the volume = source path + "/" + path; "." is '
+  'the directory itself, recorded in the volume with a trailing "/"). Format:\n')
+w('```')
+w(tm.__doc__.split('\n--compare')[0].split('\n', 2)[2].rstrip())
+w('```')
 w('\n## Verification\n')
 w('Each volume was restored with bextract (`scripts/lab/extract.sh`) and compared with its tree manifest by '
   '`tree-manifest.py --compare` (type, mode, uid, gid, size, mtime, sha256 / link target / rdev, hard-link groups; '

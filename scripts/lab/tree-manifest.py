@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""tree-manifest.py DIR [--restored] [--compare EXPECTED.tsv [--subset] [--ignore COLS]]
+"""tree-manifest.py DIR [--compare EXPECTED.tsv [--subset] [--ignore COLS] [--no-dir-mtime]]
 
 Print a metadata manifest of the live tree DIR: a header line, then one line per entry
 (DIR itself is ".", sorted by raw path bytes), tab-separated:

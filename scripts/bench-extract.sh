@@ -1,0 +1,118 @@
+#!/bin/bash
+# bench-extract.sh [WORKDIR] - replicad extract against Bacula's bextract, same volumes,
+# same disk, alternating, in one run.
+#
+#   1. builds a ~1 GiB tree (BENCH_BIG large files, BENCH_SMALL small ones; deterministic),
+#   2. backs it up with real Bacula 9.6.7 twice: TreeMD5 (no compression, MD5) and
+#      TreeGzip (GZIP level 6, SHA1), each job into its own File volume,
+#   3. for each volume, ROUNDS times: bextract, then replicad extract (order swapped every
+#      round), each into an empty directory on the same file system, `sync` before each run,
+#   4. prints per-run wall time and peak RSS, the medians, MB/s of file content and the
+#      ratio bextract/replicad (> 1 = replicad faster).
+# Run as root after scripts/lab/install.sh. Env: ROUNDS (5), BENCH_BIG (4 files of 192 MiB),
+# BENCH_SMALL (20000 files), KEEP=1 keeps WORKDIR. Takes a few minutes and ~4 GiB of disk.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+LAB=$HERE/lab
+. "$LAB/lib.sh"
+REPO=$(cd "$HERE/.." && pwd)
+W=$(lab_abs "${1:-/var/tmp/brc-bench}")
+ROUNDS=${ROUNDS:-5}
+BIG_N=${BENCH_BIG_N:-4}; BIG_MIB=${BENCH_BIG_MIB:-192}; SMALL=${BENCH_SMALL:-20000}
+[ "$(id -u)" = 0 ] || { echo "bench-extract.sh: run as root" >&2; exit 1; }
+[ -x /usr/bin/time ] || { echo "bench-extract.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
+
+base=19411
+for i in $(seq 0 20); do
+  b=$((base + 10 * i))
+  if lab_port_free "$b" && lab_port_free $((b + 1)) && lab_port_free $((b + 2)) && lab_port_free $((b + 3)); then break; fi
+done
+export DIR_PORT=$b FD_PORT=$((b + 1)) SD_PORT=$((b + 2)) FD2_PORT=$((b + 3)) SRC_ROOT=$W/src
+cleanup() { "$LAB/down.sh" "$W" >/dev/null 2>&1 || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$W"; }
+trap cleanup EXIT
+
+echo "== building replicad"
+(cd "$REPO" && go build -o "$W/replicad" ./examples/replicad)
+
+T=$SRC_ROOT/tree
+if [ ! -f "$W/tree.done" ]; then
+  echo "== source tree: $BIG_N x $BIG_MIB MiB + $SMALL small files in $T"
+  rm -rf "$T"; mkdir -p "$T/big" "$T/small"
+  for i in $(seq 1 "$BIG_N"); do
+    if [ $((i % 2)) = 1 ]; then   # half random (incompressible), half text-like (compressible)
+      openssl enc -aes-256-ctr -K "$(printf 'bench%d' "$i" | sha256sum | cut -c1-64)" -iv 0 -nosalt -in /dev/zero 2>/dev/null |
+        head -c $((BIG_MIB << 20)) > "$T/big/random-$i.bin" || true
+    else
+      python3 - "$T/big/text-$i.log" $((BIG_MIB << 20)) <<'PY'
+import random, sys
+path, size = sys.argv[1], int(sys.argv[2])
+r = random.Random(size)
+words = ("backup restore volume catalog storage director client fileset pool job level full "
+         "incremental differential media label session block record stream attribute").split()
+lines = [("%06d %s\n" % (n, " ".join(r.choice(words) for _ in range(r.randint(4, 14))))).encode() for n in range(20000)]
+chunk = b"".join(lines)
+with open(path, "wb") as f:
+    left = size
+    while left > 0:
+        f.write(chunk[:left]); left -= len(chunk)
+PY
+    fi
+  done
+  python3 - "$T/small" "$SMALL" <<'PY'
+import os, random, sys
+d, n = sys.argv[1], int(sys.argv[2])
+r = random.Random(42)
+for i in range(n):
+    sub = os.path.join(d, "d%03d" % (i // 200))
+    if i % 200 == 0:
+        os.makedirs(sub, exist_ok=True)
+    size = int(r.expovariate(1 / 10000))
+    with open(os.path.join(sub, "f%05d.dat" % i), "wb") as f:
+        f.write((b"small file %d " % i) * (size // 14 + 1))
+PY
+  touch "$W/tree.done"
+fi
+du -sh --apparent-size "$T"; echo "files: $(find "$T" -type f | wc -l)"
+
+echo "== Bacula backups (TreeMD5: plain + MD5; TreeGzip: GZIP + SHA1)"
+FRESH=1 "$LAB/up.sh" "$W" > "$W/up.log"
+"$LAB/backup.sh" "$W" TreeMD5 Full | grep 'JobStatus='
+"$LAB/backup.sh" "$W" TreeGzip Full | grep 'JobStatus='
+"$LAB/down.sh" "$W" > /dev/null
+vol_of() { lab_sql "$W" "select m.VolumeName from JobMedia jm join Media m using(MediaId) join Job j using(JobId) where j.Name='$1' limit 1"; }
+content=$(du -sb --apparent-size "$T" | cut -f1)
+
+run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
+  rm -rf "$3"; mkdir -p "$3"; sync
+  local tf; tf=$(mktemp)
+  case $1 in
+    bextract) /usr/bin/time -f '%e %M' -o "$tf" "$LAB/extract.sh" "$W/volumes" "$3" "$2" > "$W/last-$1.log" 2>&1 ;;
+    replicad) /usr/bin/time -f '%e %M' -o "$tf" "$W/replicad" extract -q -o "$3" "$W/volumes/$2" > "$W/last-$1.log" 2>&1 ;;
+  esac
+  tail -1 "$tf"; rm -f "$tf"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+
+printf '\n%-9s %-9s %5s %9s %9s\n' volume tool round seconds rss_MiB
+for job in TreeMD5 TreeGzip; do
+  v=$(vol_of "$job")
+  : > "$W/t-bextract" ; : > "$W/t-replicad"; : > "$W/r-bextract"; : > "$W/r-replicad"
+  for r in $(seq 1 "$ROUNDS"); do
+    order="bextract replicad"; [ $((r % 2)) = 0 ] && order="replicad bextract"
+    for tool in $order; do
+      read -r s kib < <(run "$tool" "$v" "$W/out-$tool")
+      echo "$s" >> "$W/t-$tool"; echo "$kib" >> "$W/r-$tool"
+      printf '%-9s %-9s %5d %9.2f %9.1f\n' "$job" "$tool" "$r" "$s" "$(echo "$kib / 1024" | bc -l)"
+    done
+  done
+  # sanity: both trees hold the same file content
+  (cd "$W/out-bextract$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-b"
+  (cd "$W/out-replicad$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
+  cmp -s "$W/sum-b" "$W/sum-r" || { echo "bench-extract.sh: $job: trees differ!" >&2; diff "$W/sum-b" "$W/sum-r" | head; exit 1; }
+  mb=$(median < "$W/t-bextract"); mr=$(median < "$W/t-replicad")
+  rb=$(median < "$W/r-bextract"); rr=$(median < "$W/r-replicad")
+  printf '%s (%s, %s bytes of content): bextract median %.2f s (%.0f MB/s, %.1f MiB RSS), replicad median %.2f s (%.0f MB/s, %.1f MiB RSS), ratio %.2fx\n' \
+    "$job" "$v" "$content" "$mb" "$(echo "$content / $mb / 1000000" | bc -l)" "$(echo "$rb / 1024" | bc -l)" \
+    "$mr" "$(echo "$content / $mr / 1000000" | bc -l)" "$(echo "$rr / 1024" | bc -l)" "$(echo "$mb / $mr" | bc -l)" | tee -a "$W/summary"
+done
+echo; cat "$W/summary"
