@@ -86,8 +86,8 @@ const (
 	m4Base    = 1 << 14 // smallest M4 distance; exactly this marks the end
 	m1FarBase = 2049    // distance base of the 3-byte match after literals
 
-	// extMax caps length extensions; adding the 8-bit base lengths to it
-	// cannot overflow an int.
+	// extMax caps length extensions so that adding the base lengths
+	// cannot overflow an int; no output limit is that large in practice.
 	extMax = int(^uint(0)>>1) - 1024
 )
 
@@ -280,8 +280,8 @@ func decode(out, src []byte) (int, error) {
 
 // extLength reads a length extension at src[ip:]: zero bytes add 255 each
 // and the first non-zero byte adds its value and ends it. It returns the
-// total and the index after it. The total saturates at extMax, far beyond
-// any output buffer, so it cannot overflow however long the input.
+// total and the index after it. The total saturates at extMax, so it cannot
+// overflow however long the input is.
 func extLength(src []byte, ip int) (int, int, error) {
 	n := 0
 	for {

@@ -11,6 +11,9 @@ import (
 	"testing"
 )
 
+// raceEnabled is set by race_test.go under -race.
+var raceEnabled bool
+
 // vector is one committed test vector: a raw LZO1X block made by liblzo2
 // (testdata/gen) and the bytes it must decode to.
 type vector struct {
@@ -275,7 +278,9 @@ func TestDecompressNGrows(t *testing.T) {
 
 // TestTruncation checks that every proper prefix of several vectors fails
 // with ErrInputOverrun (never a panic or a silently short result), and that
-// a trailing byte after the end marker is rejected.
+// a trailing byte after the end marker is rejected. Under -race or -short,
+// blocks longer than 4 KiB test every prefix of their first 2 KiB and last
+// 128 bytes and every 97th one in between.
 func TestTruncation(t *testing.T) {
 	vs := loadVectors(t)
 	names := []string{
@@ -283,13 +288,14 @@ func TestTruncation(t *testing.T) {
 		"text64k-x1.lzo", "text64k-x999.lzo", "zeros64k-x1.lzo", "runs64k-x999.lzo",
 		"periodic16k-x1.lzo", "periodic16k-x999.lzo", "mixed64k-x999.lzo",
 	}
-	if testing.Short() {
-		names = names[:5]
-	}
+	sample := testing.Short() || raceEnabled
 	for _, name := range names {
 		v := findVector(t, vs, name)
 		buf := make([]byte, 0, len(v.bin))
-		for n := range len(v.lzo) {
+		for n := 0; n < len(v.lzo); n++ {
+			if sample && len(v.lzo) > 4096 && n > 2048 && n < len(v.lzo)-128 && n%97 != 0 {
+				continue
+			}
 			got, err := Decompress(buf, v.lzo[:n])
 			if err != ErrInputOverrun || got != nil {
 				t.Fatalf("%s[:%d]: got %d bytes, err %v; want ErrInputOverrun", name, n, len(got), err)
@@ -308,7 +314,7 @@ func TestTruncation(t *testing.T) {
 func TestCorruption(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	iters := 300
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		iters = 30
 	}
 	var nerr, nok int
@@ -397,10 +403,28 @@ func FuzzDecompress(f *testing.F) {
 	if seeds == 0 {
 		f.Fatal("no fuzz seeds in testdata")
 	}
-	buf := make([]byte, 0, 70000)
+	const max = 70000
+	buf := make([]byte, 0, max)
 	f.Fuzz(func(t *testing.T, src []byte) {
-		checkAgainstRef(t, src, buf, 70000)
-		checkAgainstRef(t, src, buf, 100) // small limit: ErrOutputOverrun paths
+		if len(src) <= 4096 {
+			// Small inputs: full differential check against refDecode and
+			// DecompressN, with a roomy and a small (ErrOutputOverrun) limit.
+			checkAgainstRef(t, src, buf, max)
+			checkAgainstRef(t, src, buf, 100)
+			return
+		}
+		// Large inputs (the 64 KiB seeds and their mutants): only the
+		// fast decoder, so each run and the fuzzer's input minimisation,
+		// which reruns the target once per input byte, stay quick.
+		for _, limit := range []int{max, 1000} {
+			got, err := Decompress(buf[:0:limit], src)
+			if err == nil && len(got) > limit {
+				t.Fatalf("output %d bytes exceeds limit %d", len(got), limit)
+			}
+			if err != nil && got != nil {
+				t.Fatalf("returned %d bytes with error %v", len(got), err)
+			}
+		}
 	})
 }
 
