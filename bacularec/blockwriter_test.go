@@ -137,3 +137,5 @@ func (w *blockWriter) bytes() []byte {
 	w.flushAll()
 	return w.out.Bytes()
 }
+
+func xxh3Hash(b []byte) uint64 { return xxh3.Hash(b) }

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -123,6 +124,8 @@ func cmdExtract(ctx context.Context, args []string) error {
 	noOwner := fs.Bool("no-owner", false, "do not restore owners (default: restore them when run as root)")
 	keepDeleted := fs.Bool("keep-deleted", false, "ignore accurate-mode deletion records (bextract's behaviour) instead of removing those paths under DIR")
 	quiet := fs.Bool("q", false, "no progress line")
+	workers := fs.Int("workers", 8, "files written in parallel (1: strictly in volume order)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` (for performance work)")
 	var rf readerFlags
 	rf.register(fs)
 	fs.Usage = func() {
@@ -134,6 +137,17 @@ func cmdExtract(ctx context.Context, args []string) error {
 	}
 	if *out == "" {
 		return usageError{errors.New("-o DIR is required")}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	want, err := parseJobIDs(*jobs)
 	if err != nil {
@@ -155,15 +169,12 @@ func cmdExtract(ctx context.Context, args []string) error {
 	if len(want) > 0 {
 		opt.Filter = func(f *bacularec.File) bool { return want[f.Job.JobID] }
 	}
-	w, err := extract.New(*out, opt)
-	if err != nil {
-		return err
-	}
 	var progress func(extract.Summary)
 	if !*quiet && isTerminal(os.Stderr) {
 		progress = progressLine(os.Stderr)
 	}
-	sum, err := extract.Run(ctx, files, w, extract.RunOptions{
+	sum, err := extract.Run(ctx, files, *out, opt, extract.RunOptions{
+		Workers:  *workers,
 		Progress: progress,
 		Errorf:   func(e error) { fmt.Fprintf(os.Stderr, "replicad extract: %v\n", e) },
 	})

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openbrc/brc/bacularec"
@@ -15,18 +17,24 @@ import (
 
 // RunOptions tune Run.
 type RunOptions struct {
+	// Workers is the number of Writers creating and writing files at once.
+	// File creation is system-call bound, and file systems create files in
+	// parallel far faster than one by one; 0 means 8. With 1 the items are
+	// applied inline, in order.
+	Workers int
 	// Progress, when set, is called about every ProgressEvery with the
 	// summary so far, and once at the end.
 	Progress      func(Summary)
 	ProgressEvery time.Duration // default 250ms
 	// Errorf receives every problem that does not stop the run: a file not
 	// extracted, a digest mismatch, skipped damaged data. Nil discards them
-	// (they are still counted).
+	// (they are still counted). It may be called from several goroutines,
+	// never at the same time.
 	Errorf func(error)
 }
 
 // Summary is what Run did: the reader's view (jobs, digests, streams not
-// decoded, notices) and the writer's (Stats).
+// decoded, notices) and the writers' (Stats).
 type Summary struct {
 	Jobs             int
 	JobsOK           int // ended with status 'T'
@@ -70,35 +78,190 @@ func (s Summary) String() string {
 	return b.String()
 }
 
-// Run extracts everything f yields into w and closes w. It stops at the
-// first fatal error (damaged volume, the target unusable, ctx done); other
-// problems are counted and passed to opt.Errorf.
-func Run(ctx context.Context, f *bacularec.Files, w *Writer, opt RunOptions) (Summary, error) {
-	s := Summary{NotDecoded: map[int]int{}}
-	report := func(err error) {
-		if opt.Errorf != nil {
-			opt.Errorf(err)
-		}
+func (s *Stats) add(o Stats) {
+	s.Files += o.Files
+	s.Dirs += o.Dirs
+	s.Symlinks += o.Symlinks
+	s.HardLinks += o.HardLinks
+	s.Specials += o.Specials
+	s.Deleted += o.Deleted
+	s.Bytes += o.Bytes
+	s.HoleBytes += o.HoleBytes
+	s.Skipped += o.Skipped
+	s.NotDecoded += o.NotDecoded
+	s.Incomplete += o.Incomplete
+	s.Warnings += o.Warnings
+	s.Errors += o.Errors
+}
+
+// Run extracts everything f yields under root, then closes the Writers. It
+// stops at the first fatal error (damaged volume, the target unusable, ctx
+// done); other problems are counted and passed to ropt.Errorf.
+//
+// With several workers, each file goes to the Writer chosen by a hash of
+// its path (a hard link by its target's path), so items of one path stay
+// in order; directory records go to the first Writer, which is closed
+// last, so directory metadata is applied after every file is written.
+// Deletions and the start of each job wait until everything before them
+// is written.
+func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt RunOptions) (Summary, error) {
+	n := ropt.Workers
+	if n <= 0 {
+		n = 8
 	}
-	every := opt.ProgressEvery
+	r := &runner{ropt: ropt, s: Summary{NotDecoded: map[int]int{}}, seed: maphash.MakeSeed()}
+	for range n {
+		w, err := New(root, opt)
+		if err != nil {
+			r.closeAll()
+			return r.s, err
+		}
+		r.writers = append(r.writers, w)
+	}
+	if n > 1 {
+		r.start()
+	}
+	err := r.read(ctx, f)
+	if cerr := r.finish(); err == nil {
+		err = cerr
+	}
+	if ropt.Progress != nil {
+		ropt.Progress(r.s)
+	}
+	return r.s, err
+}
+
+type runner struct {
+	ropt    RunOptions
+	writers []*Writer
+	queues  []chan *bacularec.Item
+	pending sync.WaitGroup // items sent to workers, not yet applied
+	done    sync.WaitGroup // worker goroutines
+	seed    maphash.Seed
+	bufs    sync.Pool
+
+	mu    sync.Mutex // guards s.Errors, fatal and ropt.Errorf calls
+	s     Summary
+	fatal error
+}
+
+func (r *runner) report(err error) {
+	if r.ropt.Errorf != nil {
+		r.ropt.Errorf(err)
+	}
+}
+
+// apply runs one item on writer i and accounts for its error.
+func (r *runner) apply(i int, it *bacularec.Item) {
+	err := r.writers[i].Apply(it)
+	if err == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if IsFatal(err) {
+		if r.fatal == nil {
+			r.fatal = err
+		}
+		return
+	}
+	if !errors.Is(err, ErrNotDecoded) && !errors.Is(err, ErrIncomplete) {
+		r.s.Errors++
+	}
+	r.report(err)
+}
+
+func (r *runner) start() {
+	for i := range r.writers {
+		q := make(chan *bacularec.Item, 32)
+		r.queues = append(r.queues, q)
+		r.done.Add(1)
+		go func() {
+			defer r.done.Done()
+			for it := range q {
+				r.apply(i, it)
+				if it.Kind == bacularec.KindData {
+					r.bufs.Put(&it.Data)
+				}
+				r.pending.Done()
+			}
+		}()
+	}
+}
+
+// route picks the Writer for a file's items.
+func (r *runner) route(f *bacularec.File) int {
+	n := len(r.writers)
+	switch {
+	case n == 1, f.Type.IsDir(), f.Type == bacularec.TypeDeleted:
+		return 0
+	case f.Type == bacularec.TypeLinkSaved:
+		return int(maphash.String(r.seed, f.Link) % uint64(n))
+	}
+	return int(maphash.String(r.seed, f.Path) % uint64(n))
+}
+
+// barrier waits until every item sent so far has been applied.
+func (r *runner) barrier() {
+	if r.queues != nil {
+		r.pending.Wait()
+	}
+}
+
+// dispatch hands an item to its Writer: inline with one Writer, otherwise
+// queued, with Data copied since the reader reuses its buffers.
+func (r *runner) dispatch(it *bacularec.Item) {
+	i := r.route(it.File)
+	if r.queues == nil {
+		r.apply(i, it)
+		return
+	}
+	if it.File.Type == bacularec.TypeDeleted {
+		// Removing a tree must see every earlier file written, and no
+		// later one yet.
+		r.barrier()
+		r.apply(i, it)
+		return
+	}
+	c := *it
+	if it.Kind == bacularec.KindData {
+		var b []byte
+		if p, ok := r.bufs.Get().(*[]byte); ok {
+			b = *p
+		}
+		c.Data = append(b[:0], it.Data...)
+	} else {
+		c.Data = nil
+	}
+	r.pending.Add(1)
+	r.queues[i] <- &c
+}
+
+func (r *runner) fatalErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.fatal
+}
+
+func (r *runner) read(ctx context.Context, f *bacularec.Files) error {
+	every := r.ropt.ProgressEvery
 	if every <= 0 {
 		every = 250 * time.Millisecond
 	}
 	next := time.Now().Add(every)
-	var err error
 	for n := 0; ; n++ {
-		var it *bacularec.Item
-		it, err = f.Next()
+		it, err := f.Next()
 		if err == io.EOF {
-			err = nil
-			break
+			return nil
 		}
 		if err != nil {
-			break
+			return err
 		}
+		s := &r.s
 		switch it.Kind {
 		case bacularec.KindJobStart:
 			s.Jobs++
+			r.barrier() // jobs apply in order
 		case bacularec.KindJobEnd:
 			if it.Job.OK() {
 				s.JobsOK++
@@ -115,48 +278,65 @@ func Run(ctx context.Context, f *bacularec.Files, w *Writer, opt RunOptions) (Su
 			}
 			if it.File.DigestErr != nil {
 				s.DigestMismatches++
-				report(it.File.DigestErr)
+				r.mu.Lock()
+				r.report(it.File.DigestErr)
+				r.mu.Unlock()
 			}
 			for _, c := range it.File.NotDecoded {
 				s.NotDecoded[c.Stream]++
 			}
 		case bacularec.KindNotice:
 			s.Notices++
-			report(it.Err)
+			r.mu.Lock()
+			r.report(it.Err)
+			r.mu.Unlock()
 		}
-		if aerr := w.Apply(it); aerr != nil {
-			if IsFatal(aerr) {
-				err = aerr
-				break
-			}
-			if !errors.Is(aerr, ErrNotDecoded) && !errors.Is(aerr, ErrIncomplete) {
-				s.Errors++
-			}
-			report(aerr)
+		if it.File != nil {
+			r.dispatch(it)
 		}
 		if n%256 == 0 {
-			if cerr := ctx.Err(); cerr != nil {
-				err = cerr
-				break
+			if err := r.fatalErr(); err != nil {
+				return err
 			}
-			if opt.Progress != nil && time.Now().After(next) {
-				s.Writer = w.Stats()
-				opt.Progress(s)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if r.ropt.Progress != nil && time.Now().After(next) {
+				r.mu.Lock()
+				snap := r.s
+				r.mu.Unlock()
+				r.ropt.Progress(snap)
 				next = time.Now().Add(every)
 			}
 		}
 	}
-	if cerr := w.Close(); cerr != nil {
-		report(cerr)
-		if err == nil && IsFatal(cerr) {
-			err = cerr
-		} else {
-			s.Errors++
+}
+
+// finish stops the workers and closes the Writers, the first one last:
+// it holds the directory records.
+func (r *runner) finish() error {
+	for _, q := range r.queues {
+		close(q)
+	}
+	r.done.Wait()
+	err := r.fatalErr()
+	for i := len(r.writers) - 1; i >= 0; i-- {
+		if cerr := r.writers[i].Close(); cerr != nil {
+			r.report(cerr)
+			if err == nil && IsFatal(cerr) {
+				err = cerr
+			}
+			if !errors.Is(cerr, ErrIncomplete) { // incomplete files are counted apart
+				r.s.Errors++
+			}
 		}
+		r.s.Writer.add(r.writers[i].Stats())
 	}
-	s.Writer = w.Stats()
-	if opt.Progress != nil {
-		opt.Progress(s)
+	return err
+}
+
+func (r *runner) closeAll() {
+	for _, w := range r.writers {
+		w.Close()
 	}
-	return s, err
 }
