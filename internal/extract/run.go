@@ -103,7 +103,8 @@ func (s *Stats) add(o Stats) {
 // in order; directory records go to the first Writer, which is closed
 // last, so directory metadata is applied after every file is written.
 // Deletions and the start of each job wait until everything before them
-// is written.
+// is written. Options.Filter and Options.Logf are then called from several
+// goroutines at once.
 func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt RunOptions) (Summary, error) {
 	n := ropt.Workers
 	if n <= 0 {
