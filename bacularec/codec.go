@@ -39,6 +39,19 @@ type decoder struct {
 	zstd *zstd.Decoder
 }
 
+// payload decodes the data of a record of stream type typ, after its sparse
+// offset: zlib for the GZIP streams, the compression header's codec for
+// streams 29-31, the bytes themselves otherwise.
+func (d *decoder) payload(typ int, p []byte) ([]byte, error) {
+	switch typ {
+	case StreamGzipData, StreamSparseGzipData:
+		return d.zlib(p)
+	case StreamCompressedData, StreamSparseCompressed:
+		return d.compressed(p)
+	}
+	return p, nil
+}
+
 // zlib inflates one complete zlib stream (Bacula's "GZIP" streams are zlib,
 // RFC 1950, one per record).
 func (d *decoder) zlib(src []byte) ([]byte, error) {

@@ -26,6 +26,7 @@ var (
 	ErrOrphanData     = errors.New("bacularec: data record without attributes")
 	ErrSkipped        = errors.New("bacularec: damaged data skipped")
 	ErrNoVolume       = errors.New("bacularec: no volume given")
+	ErrClosed         = errors.New("bacularec: reader closed")
 )
 
 // FormatError reports bad input and where it is: the volume, the block

@@ -50,6 +50,12 @@ type Files struct {
 	dec      decoder
 	done     bool
 	err      error
+
+	// With SetDecoders: records read ahead and decompressed in parallel.
+	decoders int
+	ahead    chan *fetched
+	stop     chan struct{}
+	cur      *fetched // the record being handled
 }
 
 // session is the state of one job being read.
@@ -94,8 +100,8 @@ func (f *Files) Next() (*Item, error) {
 		if f.done {
 			return nil, io.EOF
 		}
-		rec, err := f.r.Next()
-		for _, n := range f.r.Notices() {
+		rec, notices, err := f.nextRecord()
+		for _, n := range notices {
 			f.push(Item{Kind: KindNotice, Err: n})
 		}
 		if err == io.EOF {
@@ -330,11 +336,10 @@ func (f *Files) data(s *session, rec *Record, typ int) error {
 		}
 	}
 	var err error
-	switch typ {
-	case StreamGzipData, StreamSparseGzipData:
-		p, err = f.dec.zlib(p)
-	case StreamCompressedData, StreamSparseCompressed:
-		p, err = f.dec.compressed(p)
+	if pre := f.cur; pre != nil && pre.decoded {
+		p, err = pre.out, pre.derr
+	} else {
+		p, err = f.dec.payload(typ, p)
 	}
 	if err != nil {
 		return fmt.Errorf("%s: %w", file.Path, err)

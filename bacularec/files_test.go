@@ -84,6 +84,10 @@ func readVolumes(t *testing.T, root string, vols []string) (map[string]entry, []
 	return readVolumesKeyed(t, root, vols, func(f *File, rel string) string { return rel })
 }
 
+// decoders is the SetDecoders value the fixture tests read with; the tests
+// run once with each.
+var decoders = 0
+
 func readVolumesKeyed(t *testing.T, root string, vols []string, key func(*File, string) string) (map[string]entry, []*Job, map[string]*File) {
 	t.Helper()
 	var paths []string
@@ -91,6 +95,8 @@ func readVolumesKeyed(t *testing.T, root string, vols []string, key func(*File, 
 		paths = append(paths, testdata(t, v))
 	}
 	fs := NewFiles(NewMultiReader(FileVolumes(paths...)))
+	fs.SetDecoders(decoders)
+	defer fs.Close()
 	got := map[string]entry{}
 	files := map[string]*File{}
 	var jobs []*Job
@@ -210,6 +216,14 @@ func dash(s string) string {
 // with its type, mode, owner, size, mtime, content (sparse holes included),
 // link target, hard links, xattrs and ACLs; digests checked; jobs labelled.
 func TestFixtures(t *testing.T) {
+	for _, n := range []int{0, 4} {
+		decoders = n
+		t.Run(fmt.Sprintf("decoders=%d", n), testFixtures)
+	}
+	decoders = 0
+}
+
+func testFixtures(t *testing.T) {
 	for _, fx := range fixtureSets {
 		t.Run(strings.Join(fx.vols, "+"), func(t *testing.T) {
 			want := readManifest(t, fx.tree)

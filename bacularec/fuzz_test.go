@@ -48,11 +48,15 @@ func mustOpen(f testing.TB, p string) io.Reader {
 // labels, attributes, decompression, digests, ACLs and xattrs. It must
 // never panic, and offsets handed out must only grow.
 func FuzzFiles(f *testing.F) {
-	for _, s := range fuzzSeeds(f) {
-		f.Add(s, false)
+	for i, s := range fuzzSeeds(f) {
+		f.Add(s, false, i%2 == 0)
 	}
-	f.Fuzz(func(t *testing.T, vol []byte, resync bool) {
+	f.Fuzz(func(t *testing.T, vol []byte, resync, ahead bool) {
 		fs := NewFiles(NewReader(bytes.NewReader(vol), WithResync(resync)))
+		if ahead {
+			fs.SetDecoders(2)
+			defer fs.Close()
+		}
 		next := map[*File]int64{}
 		for i := 0; i < 100000; i++ {
 			it, err := fs.Next()

@@ -312,3 +312,29 @@ func TestMemoryFlat(t *testing.T) {
 	}
 	t.Logf("256 MiB file streamed with at most %.1f MiB of heap in use", float64(peak)/(1<<20))
 }
+
+// Reading ahead stops, with its goroutines, when Files is closed early.
+func TestReadAheadClose(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for range 20 {
+		fs := NewFiles(NewMultiReader(FileVolumes(testdata(t, fixtureGzip))))
+		fs.SetDecoders(4)
+		for range 10 {
+			if _, err := fs.Next(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fs.Next(); err == nil {
+			t.Fatal("Next after Close succeeded")
+		}
+	}
+	for i := 0; runtime.NumGoroutine() > before && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines left running (%d before)", n, before)
+	}
+}

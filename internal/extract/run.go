@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"io"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -94,7 +95,8 @@ func (s *Stats) add(o Stats) {
 	s.Errors += o.Errors
 }
 
-// Run extracts everything f yields under root, then closes the Writers. It
+// Run extracts everything f yields under root, then closes f and the
+// Writers. It
 // stops at the first fatal error (damaged volume, the target unusable, ctx
 // done); other problems are counted and passed to ropt.Errorf.
 //
@@ -121,8 +123,11 @@ func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt
 	}
 	if n > 1 {
 		r.start()
+		// Decompress records on every core while the writers write.
+		f.SetDecoders(runtime.GOMAXPROCS(0))
 	}
 	err := r.read(ctx, f)
+	f.Close()
 	if cerr := r.finish(); err == nil {
 		err = cerr
 	}
