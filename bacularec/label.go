@@ -2,7 +2,6 @@ package bacularec
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -170,6 +169,17 @@ func checkLabelID(id string, ver uint32) error {
 	return fmt.Errorf("%w: unknown label id %q version %d", ErrLabel, strings.TrimSpace(id), ver)
 }
 
+// labelID reads the Id and VerNum that start every label and checks that
+// we know them.
+func (u *unser) labelID() (string, uint32, error) {
+	id := u.str("Id")
+	ver := u.u32("VerNum")
+	if u.err != nil {
+		return "", 0, u.err
+	}
+	return id, ver, checkLabelID(id, ver)
+}
+
 // ParseVolumeLabel decodes the data of a PRE_LABEL or VOL_LABEL record, as
 // written (Bacula 9.x's own reader is one byte off for the 9.0 fields; we
 // follow the writer). Fields missing from older labels are left zero.
@@ -179,12 +189,8 @@ func ParseVolumeLabel(fileIndex int32, data []byte) (*VolumeLabel, error) {
 	}
 	u := &unser{b: data}
 	l := &VolumeLabel{Pre: fileIndex == PreLabel}
-	l.ID = u.str("Id")
-	l.VerNum = u.u32("VerNum")
-	if u.err != nil {
-		return nil, u.err
-	}
-	if err := checkLabelID(l.ID, l.VerNum); err != nil {
+	var err error
+	if l.ID, l.VerNum, err = u.labelID(); err != nil {
 		return nil, err
 	}
 	if l.VerNum >= 11 {
@@ -222,20 +228,16 @@ func ParseVolumeLabel(fileIndex int32, data []byte) (*VolumeLabel, error) {
 	return l, nil
 }
 
-// ParseSessionLabel decodes the data of an SOS or EOS record. jobID is the
-// record's Stream field, which holds the JobId for session labels.
+// ParseSessionLabel decodes the data of an SOS or EOS record. (The record's
+// Stream field holds the JobId too; the label's own JobId is used.)
 func ParseSessionLabel(fileIndex int32, data []byte) (*SessionLabel, error) {
 	if fileIndex != SOSLabel && fileIndex != EOSLabel {
 		return nil, fmt.Errorf("%w: record FileIndex %d is not a session label", ErrLabel, fileIndex)
 	}
 	u := &unser{b: data}
 	l := &SessionLabel{End: fileIndex == EOSLabel}
-	l.ID = u.str("Id")
-	l.VerNum = u.u32("VerNum")
-	if u.err != nil {
-		return nil, u.err
-	}
-	if err := checkLabelID(l.ID, l.VerNum); err != nil {
+	var err error
+	if l.ID, l.VerNum, err = u.labelID(); err != nil {
 		return nil, err
 	}
 	l.JobID = u.u32("JobId")
@@ -277,5 +279,3 @@ func ParseSessionLabel(fileIndex int32, data []byte) (*SessionLabel, error) {
 	}
 	return l, nil
 }
-
-var errNotLabel = errors.New("not a label")
