@@ -518,17 +518,35 @@ func (w *Writer) special(f *bacularec.File, rel string) error {
 }
 
 func (w *Writer) delete(f *bacularec.File, rel string) error {
+	// Bacula marks a deleted directory with a trailing "/". It writes the
+	// deletion records after the job's files, so when the path now holds
+	// something of the other type, the job itself put it there: keep it.
+	wantDir := strings.HasSuffix(f.Path, "/")
+	kept := false
 	err := w.at(rel, false, func(pfd int, name string) error {
-		err := unix.Unlinkat(pfd, name, 0)
-		if err == unix.EISDIR {
-			err = w.removeTree(pfd, name)
-			w.evict(rel)
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return err
 		}
+		if isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR; isDir != wantDir {
+			kept = true
+			return nil
+		}
+		if !wantDir {
+			return unix.Unlinkat(pfd, name, 0)
+		}
+		err := w.removeTree(pfd, name)
+		w.evict(rel)
 		return err
 	})
 	switch {
-	case err == unix.ENOENT || err == unix.ENOTDIR:
-		return nil // nothing there
+	case errors.Is(err, errSymlink):
+		// Never followed. A directory that became a symbolic link between
+		// two jobs gets deletion records for its old entries like this.
+		w.warnf("extract: not deleting %s: %v", quotePath(f.Path), err)
+		return nil
+	case err == unix.ENOENT || err == unix.ENOTDIR || kept:
+		return nil // nothing (of that type) there
 	case err != nil:
 		return opErr("delete", err)
 	}
@@ -717,13 +735,23 @@ func (w *Writer) at(rel string, create bool, fn func(pfd int, name string) error
 // replace runs mk, which creates an entry in pfd and fails with EEXIST
 // when something is already there; it then removes that (a non-directory
 // or an empty directory) and runs mk again.
+//
+// A non-empty directory is only removed with Options.Deletions: when a
+// later job of a chain replaces a directory by a file, the directory is
+// gone from the backed-up system, and its deletion record comes after.
 func (w *Writer) replace(pfd int, name, rel string, mk func() error) error {
 	err := mk()
 	if err != unix.EEXIST {
 		return err
 	}
 	if err := w.removeEntry(pfd, name, rel); err != nil {
-		return err
+		if !w.opt.Deletions || !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		if err := w.removeTree(pfd, name); err != nil {
+			return err
+		}
+		w.evict(rel)
 	}
 	return mk()
 }

@@ -377,7 +377,10 @@ done
 ok=0
 for i in $(seq 1 60); do
   for d in $LAB_DAEMONS; do
-    lab_pid "$W" "$d" >/dev/null || { echo "up.sh: bacula-$d died; see $W/log/bacula-$d.out" >&2; tail -20 "$W/log/bacula-$d.out" >&2; "$HERE/down.sh" "$W"; exit 1; }
+    # Right after the fork the pid may still show nohup's command line:
+    # only a process that is gone, or still not the daemon after 5 s, died.
+    lab_pid "$W" "$d" >/dev/null || { kill -0 "$(cat "$W/run/$d.pid")" 2>/dev/null && [ "$i" -le 10 ]; } ||
+      { echo "up.sh: bacula-$d died; see $W/log/bacula-$d.out" >&2; tail -20 "$W/log/bacula-$d.out" >&2; "$HERE/down.sh" "$W"; exit 1; }
   done
   if out=$(printf 'status director\n' | bcon "$W" 10 2>&1) && grep -q 'lab-dir Version' <<<"$out"; then ok=1; break; fi
   sleep 0.5
