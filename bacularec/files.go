@@ -2,17 +2,10 @@ package bacularec
 
 import (
 	"bytes"
-	"crypto/md5"
-	"crypto/sha1"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/binary"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
-
-	"github.com/zeebo/xxh3"
 )
 
 // Stream numbers (the low 11 bits of a record's Stream).
@@ -51,6 +44,8 @@ type Files struct {
 	done     bool
 	err      error
 
+	noVerify bool // SetVerify(false): the caller checks digests
+
 	// With SetDecoders: records read ahead and decompressed in parallel.
 	decoders int
 	ahead    chan *fetched
@@ -60,19 +55,14 @@ type Files struct {
 
 // session is the state of one job being read.
 type session struct {
-	job    *Job
-	file   *File
-	next   int64 // where the next non-sparse piece goes
-	hashes []namedHash
+	job  *Job
+	file *File
+	next int64 // where the next non-sparse piece goes
+	v    *Verifier
 	// algo is the digest algorithm the job's files carried last: "" not yet
 	// known, "-" none. Digest records follow the data, so the hash to
 	// compute is guessed from the previous file of the job.
 	algo string
-}
-
-type namedHash struct {
-	algo string
-	h    hash.Hash
 }
 
 // NewFiles returns a file-level reader over r.
@@ -299,8 +289,10 @@ func (f *Files) attributes(s *session, rec *Record) error {
 	file.Job = s.job
 	file.AttrStream = rec.Type()
 	s.job.Files++
-	s.file, s.next = file, 0
-	s.startHashes()
+	s.file, s.next, s.v = file, 0, nil
+	if !f.noVerify {
+		s.v = newVerifier(s.algo)
+	}
 	f.push(Item{Kind: KindFile, Job: s.job, File: file})
 	return nil
 }
@@ -312,7 +304,7 @@ func (f *Files) endFile(s *session) {
 	if file.Digest == nil && file.Written > 0 {
 		s.algo = "-" // files of this job carry no digest
 	}
-	s.hashes = s.hashes[:0]
+	s.v = nil
 	f.push(Item{Kind: KindFileEnd, Job: s.job, File: file})
 }
 
@@ -347,55 +339,13 @@ func (f *Files) data(s *session, rec *Record, typ int) error {
 	if file.DataStream == 0 {
 		file.DataStream = typ
 	}
-	if len(s.hashes) > 0 {
-		s.hash(p)
+	if s.v != nil {
+		s.v.Write(p)
 	}
 	s.next = off + int64(len(p))
 	file.Written += int64(len(p))
 	f.push(Item{Kind: KindData, Job: s.job, File: file, Offset: off, Data: p})
 	return nil
-}
-
-// hash feeds a piece to the running hashes. The file daemon hashes the
-// buffers it sends, so the all-zero buffers a sparse file skips are not
-// part of the digest (verified on 9.6.7 volumes).
-func (s *session) hash(p []byte) {
-	for _, h := range s.hashes {
-		h.h.Write(p)
-	}
-}
-
-func newHash(algo string) hash.Hash {
-	switch algo {
-	case "MD5":
-		return md5.New()
-	case "SHA1":
-		return sha1.New()
-	case "SHA256":
-		return sha256.New()
-	case "SHA512":
-		return sha512.New()
-	case "XXH3-64", "XXH3-128":
-		return xxh3.New()
-	}
-	return nil
-}
-
-var allAlgos = []string{"MD5", "SHA1", "SHA256", "SHA512", "XXH3-64"}
-
-// startHashes starts the hash the session's files are expected to carry;
-// until the job's first digest is seen, every supported one.
-func (s *session) startHashes() {
-	s.hashes = s.hashes[:0]
-	switch s.algo {
-	case "-":
-	case "":
-		for _, a := range allAlgos {
-			s.hashes = append(s.hashes, namedHash{a, newHash(a)})
-		}
-	default:
-		s.hashes = append(s.hashes, namedHash{s.algo, newHash(s.algo)})
-	}
 }
 
 func digestAlgo(typ, n int) (string, int) {
@@ -426,42 +376,10 @@ func (f *Files) digest(s *session, rec *Record, typ int) error {
 		return fmt.Errorf("%w: %s: %s digest of %d bytes, want %d", ErrData, file.Path, algo, len(rec.Data), size)
 	}
 	file.Digest = &Digest{Algo: algo, Sum: bytes.Clone(rec.Data)}
-	hashAlgo := algo
-	if algo == "XXH3-128" {
-		hashAlgo = "XXH3-64" // one xxh3 state gives both sums
+	if s.v != nil {
+		s.v.Check(file)
 	}
-	defer func() { s.algo = hashAlgo }()
-	// A hard link's digest is a copy of its first name's; it has no data.
-	if file.Type == TypeLinkSaved {
-		return nil
-	}
-	i := slices.IndexFunc(s.hashes, func(h namedHash) bool { return h.algo == hashAlgo })
-	if i < 0 {
-		if s.algo == "-" && file.Written == 0 {
-			if h := newHash(hashAlgo); h != nil { // empty content
-				s.hashes = append(s.hashes, namedHash{hashAlgo, h})
-				i = len(s.hashes) - 1
-			}
-		}
-		if i < 0 {
-			return nil // not computed: the job switched algorithm
-		}
-	}
-	var got []byte
-	switch algo {
-	case "XXH3-64":
-		v := s.hashes[i].h.(*xxh3.Hasher).Sum64()
-		got = binary.BigEndian.AppendUint64(nil, v)
-	case "XXH3-128":
-		v := s.hashes[i].h.(*xxh3.Hasher).Sum128().Bytes()
-		got = v[:]
-	default:
-		got = s.hashes[i].h.Sum(nil)
-	}
-	file.DigestChecked = true
-	if !bytes.Equal(got, rec.Data) {
-		file.DigestErr = &DigestError{Path: file.Path, Algo: algo, Want: file.Digest.Sum, Got: got}
-	}
+	s.algo = hashOf(algo)
 	return nil
 }
 

@@ -5,8 +5,10 @@
 #   1. builds a ~1 GiB tree (BENCH_BIG large files, BENCH_SMALL small ones; deterministic),
 #   2. backs it up with real Bacula 9.6.7 twice: TreeMD5 (no compression, MD5) and
 #      TreeGzip (GZIP level 6, SHA1), each job into its own File volume,
-#   3. for each volume, ROUNDS times: bextract, then replicad extract (order swapped every
-#      round), each into an empty directory on the same file system, `sync` before each run,
+#   3. for each volume, ROUNDS times: bextract, replicad extract (which checks every file
+#      against its digest record; bextract does not) and replicad extract -verify=false
+#      (order rotated every round), each into an empty directory on the same file system,
+#      `sync` before each run,
 #   4. prints per-run wall time and peak RSS, the medians, MB/s of file content and the
 #      ratio bextract/replicad (> 1 = replicad faster).
 # Run as root after scripts/lab/install.sh. Env: ROUNDS (5), BENCH_BIG (4 files of 192 MiB),
@@ -88,6 +90,7 @@ run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
   case $1 in
     bextract) /usr/bin/time -f '%e %M' -o "$tf" "$LAB/extract.sh" "$W/volumes" "$3" "$2" > "$W/last-$1.log" 2>&1 ;;
     replicad) /usr/bin/time -f '%e %M' -o "$tf" "$W/replicad" extract -q -o "$3" "$W/volumes/$2" > "$W/last-$1.log" 2>&1 ;;
+    noverify) /usr/bin/time -f '%e %M' -o "$tf" "$W/replicad" extract -q -verify=false -o "$3" "$W/volumes/$2" > "$W/last-$1.log" 2>&1 ;;
   esac
   tail -1 "$tf"; rm -f "$tf"
 }
@@ -96,13 +99,16 @@ median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a
 printf '\n%-9s %-9s %5s %9s %9s\n' volume tool round seconds rss_MiB
 for job in TreeMD5 TreeGzip; do
   v=$(vol_of "$job")
-  : > "$W/t-bextract" ; : > "$W/t-replicad"; : > "$W/r-bextract"; : > "$W/r-replicad"
+  for tool in bextract replicad noverify; do : > "$W/t-$tool"; : > "$W/r-$tool"; done
   for r in $(seq 1 "$ROUNDS"); do
-    order="bextract replicad"; [ $((r % 2)) = 0 ] && order="replicad bextract"
+    case $((r % 3)) in
+      1) order="bextract replicad noverify" ;; 2) order="replicad noverify bextract" ;; 0) order="noverify bextract replicad" ;;
+    esac
     for tool in $order; do
       read -r s kib < <(run "$tool" "$v" "$W/out-$tool")
       echo "$s" >> "$W/t-$tool"; echo "$kib" >> "$W/r-$tool"
       printf '%-9s %-9s %5d %9.2f %9.1f\n' "$job" "$tool" "$r" "$s" "$(echo "$kib / 1024" | bc -l)"
+      [ "$tool" = bextract ] || grep -q '0 mismatched' "$W/last-$tool.log" || { echo "bench-extract.sh: $tool reported problems:"; cat "$W/last-$tool.log"; exit 1; }
     done
   done
   # sanity: both trees hold the same file content
@@ -110,9 +116,11 @@ for job in TreeMD5 TreeGzip; do
   (cd "$W/out-replicad$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
   cmp -s "$W/sum-b" "$W/sum-r" || { echo "bench-extract.sh: $job: trees differ!" >&2; diff "$W/sum-b" "$W/sum-r" | head; exit 1; }
   mb=$(median < "$W/t-bextract"); mr=$(median < "$W/t-replicad")
-  rb=$(median < "$W/r-bextract"); rr=$(median < "$W/r-replicad")
-  printf '%s (%s, %s bytes of content): bextract median %.2f s (%.0f MB/s, %.1f MiB RSS), replicad median %.2f s (%.0f MB/s, %.1f MiB RSS), ratio %.2fx\n' \
+  mn=$(median < "$W/t-noverify")
+  rb=$(sort -n "$W/r-bextract" | tail -1); rr=$(sort -n "$W/r-replicad" | tail -1); rn=$(sort -n "$W/r-noverify" | tail -1)
+  printf '%s (%s, %s bytes of content): bextract median %.2f s (%.0f MB/s, peak RSS %.1f MiB); replicad median %.2f s (%.0f MB/s, peak RSS %.1f MiB), ratio %.2fx; replicad -verify=false median %.2f s (%.0f MB/s, peak RSS %.1f MiB), ratio %.2fx\n' \
     "$job" "$v" "$content" "$mb" "$(echo "$content / $mb / 1000000" | bc -l)" "$(echo "$rb / 1024" | bc -l)" \
-    "$mr" "$(echo "$content / $mr / 1000000" | bc -l)" "$(echo "$rr / 1024" | bc -l)" "$(echo "$mb / $mr" | bc -l)" | tee -a "$W/summary"
+    "$mr" "$(echo "$content / $mr / 1000000" | bc -l)" "$(echo "$rr / 1024" | bc -l)" "$(echo "$mb / $mr" | bc -l)" \
+    "$mn" "$(echo "$content / $mn / 1000000" | bc -l)" "$(echo "$rn / 1024" | bc -l)" "$(echo "$mb / $mn" | bc -l)" | tee -a "$W/summary"
 done
 echo; cat "$W/summary"

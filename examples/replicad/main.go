@@ -125,6 +125,7 @@ func cmdExtract(ctx context.Context, args []string) error {
 	keepDeleted := fs.Bool("keep-deleted", false, "ignore accurate-mode deletion records (bextract's behaviour) instead of removing those paths under DIR")
 	quiet := fs.Bool("q", false, "no progress line")
 	workers := fs.Int("workers", 8, "files written in parallel (1: strictly in volume order)")
+	verify := fs.Bool("verify", true, "check every file against its digest record (MD5, SHA1, ...)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` (for performance work)")
 	var rf readerFlags
 	rf.register(fs)
@@ -175,6 +176,7 @@ func cmdExtract(ctx context.Context, args []string) error {
 	}
 	sum, err := extract.Run(ctx, files, *out, opt, extract.RunOptions{
 		Workers:  *workers,
+		NoVerify: !*verify,
 		Progress: progress,
 		Errorf:   func(e error) { fmt.Fprintf(os.Stderr, "replicad extract: %v\n", e) },
 	})

@@ -104,6 +104,13 @@ type Options struct {
 	// every restored file and directory is on stable storage when Close
 	// returns. Writes themselves are never synced one by one.
 	Sync bool
+	// ReplaceSymlink is asked when a symbolic link stands where a file's
+	// parent directory must be created; true replaces the link by a
+	// directory (the link is removed, never followed). Nil, or false,
+	// refuses the file (ErrUnsafePath). Run answers true for links made by
+	// an earlier job of the same run: a directory that was a symbolic link
+	// in an earlier backup.
+	ReplaceSymlink func(rel string) bool
 	// StripPrefix is removed from the front of every path (and hard-link
 	// target) that starts with it at a component boundary, like Bacula's
 	// strip_prefix; other paths are kept whole.
@@ -133,4 +140,14 @@ type Stats struct {
 	Incomplete int64 // files cut short by the end of the input (ErrIncomplete)
 	Warnings   int64 // metadata not applied (xattrs, default ACL on a non-directory, ...)
 	Errors     int64 // errors returned by Apply and Close (one per file at most)
+}
+
+// isDataType reports whether files of type t are restored from their
+// content: regular files, and FIFOs or raw devices read as data.
+func isDataType(t bacularec.FileType) bool {
+	switch t {
+	case bacularec.TypeReg, bacularec.TypeRegEmpty, bacularec.TypeFIFO, bacularec.TypeRaw:
+		return true
+	}
+	return false
 }

@@ -509,12 +509,12 @@ func testHostile(t *testing.T, walk bool) {
 	if err := os.WriteFile(filepath.Join(out, "keep"), []byte("k"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A deletion below a symbolic link is refused and reported as a
-	// warning, not an error: after a directory became a symlink between two
-	// jobs, Bacula's deletion records for its old entries look the same.
-	warnings := e.w.Stats().Warnings
-	if err := e.put(&bacularec.File{Type: bacularec.TypeDeleted, Path: "/abs/keep"}); err != nil || e.w.Stats().Warnings != warnings+1 {
-		t.Errorf("delete via symlink: %v, %d warnings", err, e.w.Stats().Warnings-warnings)
+	// A deletion below a symbolic link does nothing (the link is never
+	// followed) and is no error: after a directory became a symlink between
+	// two jobs, Bacula's deletion records for its old entries look the same.
+	deleted := e.w.Stats().Deleted
+	if err := e.put(&bacularec.File{Type: bacularec.TypeDeleted, Path: "/abs/keep"}); err != nil || e.w.Stats().Deleted != deleted {
+		t.Errorf("delete via symlink: %v, %d deleted", err, e.w.Stats().Deleted-deleted)
 	}
 	e.mustPut(&bacularec.File{Type: bacularec.TypeDeleted, Path: "/abs"})
 	if _, err := os.Stat(filepath.Join(out, "keep")); err != nil {
@@ -1043,5 +1043,30 @@ func TestTypeChangeAcrossJobs(t *testing.T) {
 	e.close()
 	if got := readFile(t, e.p("y/dir/z")); got != "z" {
 		t.Fatalf("y/dir/z: %q", got)
+	}
+}
+
+// ReplaceSymlink decides whether a symbolic link in the way of a file's
+// parent gives way to a directory; the link is never followed either way.
+func TestReplaceSymlink(t *testing.T) {
+	outside := t.TempDir()
+	e := newEnv(t, Options{ReplaceSymlink: func(rel string) bool { return rel == "old" }})
+	e.mustPut(symlinkRec("/old", outside))
+	e.mustPut(symlinkRec("/new", outside))
+	f, pieces := reg("/old/f", 0o644, "replaced")
+	e.mustPut(f, pieces...)
+	f, pieces = reg("/new/f", 0o644, "refused")
+	if err := e.put(f, pieces...); !errors.Is(err, ErrUnsafePath) {
+		t.Fatalf("file under a link that is not replaced: %v", err)
+	}
+	e.close()
+	if got := readFile(t, e.p("old/f")); got != "replaced" {
+		t.Fatalf("old/f: %q", got)
+	}
+	if st := lstat(t, e.p("old")); st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		t.Fatalf("old: mode %o", st.Mode)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Fatalf("written outside: %v", entries)
 	}
 }

@@ -18,6 +18,10 @@ import (
 
 // RunOptions tune Run.
 type RunOptions struct {
+	// NoVerify skips the digest checks (File.Digest is still read). Block
+	// checksums still protect the data; the digests also catch a file
+	// daemon that read a file while it changed, or a decoder bug.
+	NoVerify bool
 	// Workers is the number of Writers creating and writing files at once.
 	// File creation is system-call bound, and file systems create files in
 	// parallel far faster than one by one; 0 means 8. With 1 the items are
@@ -112,7 +116,11 @@ func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt
 	if n <= 0 {
 		n = 8
 	}
-	r := &runner{ropt: ropt, s: Summary{NotDecoded: map[int]int{}}, seed: maphash.MakeSeed()}
+	r := &runner{ropt: ropt, s: Summary{NotDecoded: map[int]int{}}, seed: maphash.MakeSeed(),
+		symlinks: map[string]*bacularec.Job{}, running: map[*bacularec.Job]bool{}, strip: opt.StripPrefix}
+	if opt.ReplaceSymlink == nil && opt.Deletions {
+		opt.ReplaceSymlink = r.replaceSymlink
+	}
 	for range n {
 		w, err := New(root, opt)
 		if err != nil {
@@ -123,8 +131,15 @@ func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt
 	}
 	if n > 1 {
 		r.start()
-		// Decompress records on every core while the writers write.
+		// Decompress records on every core while the writers write, and
+		// check digests on the writers, where files are many at a time.
 		f.SetDecoders(runtime.GOMAXPROCS(0))
+		f.SetVerify(false)
+		if !ropt.NoVerify {
+			r.files = f
+		}
+	} else if ropt.NoVerify {
+		f.SetVerify(false)
 	}
 	err := r.read(ctx, f)
 	f.Close()
@@ -139,16 +154,53 @@ func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt
 
 type runner struct {
 	ropt    RunOptions
+	strip   string // Options.StripPrefix
 	writers []*Writer
-	queues  []chan *bacularec.Item
+	files   *bacularec.Files // set when the workers check digests
+	queues  []chan task
 	pending sync.WaitGroup // items sent to workers, not yet applied
 	done    sync.WaitGroup // worker goroutines
 	seed    maphash.Seed
 	bufs    sync.Pool
 
-	mu    sync.Mutex // guards s.Errors, fatal and ropt.Errorf calls
+	mu    sync.Mutex // guards the fields below, s.Errors and ropt.Errorf calls
 	s     Summary
 	fatal error
+	// Symbolic links made in this run, by job, and the jobs in progress:
+	// a link an earlier job made may give way to a later job's directory.
+	symlinks map[string]*bacularec.Job
+	running  map[*bacularec.Job]bool
+}
+
+// replaceSymlink answers Options.ReplaceSymlink: a symbolic link in the way
+// of a later job's file is replaced when this run made it for a job that
+// has ended. Within one job a path cannot be both, so a link there, or one
+// that was in the output directory before, is refused.
+func (r *runner) replaceSymlink(rel string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	j, ok := r.symlinks[rel]
+	return ok && !r.running[j]
+}
+
+// track records job starts and ends and the symbolic links made.
+func (r *runner) track(it *bacularec.Item) {
+	switch {
+	case it.Kind == bacularec.KindJobStart, it.Kind == bacularec.KindJobEnd:
+		r.mu.Lock()
+		if it.Kind == bacularec.KindJobStart {
+			r.running[it.Job] = true
+		} else {
+			delete(r.running, it.Job)
+		}
+		r.mu.Unlock()
+	case it.Kind == bacularec.KindFileEnd && it.File.Type == bacularec.TypeSymlink:
+		if rel, err := cleanRel(stripPrefix(it.File.Path, r.strip)); err == nil {
+			r.mu.Lock()
+			r.symlinks[rel] = it.File.Job
+			r.mu.Unlock()
+		}
+	}
 }
 
 func (r *runner) report(err error) {
@@ -177,14 +229,38 @@ func (r *runner) apply(i int, it *bacularec.Item) {
 	r.report(err)
 }
 
+// task is an item for a worker, with the Verifier of a file that starts.
+type task struct {
+	it *bacularec.Item
+	v  *bacularec.Verifier
+}
+
 func (r *runner) start() {
 	for i := range r.writers {
-		q := make(chan *bacularec.Item, 32)
+		q := make(chan task, 32)
 		r.queues = append(r.queues, q)
 		r.done.Add(1)
 		go func() {
 			defer r.done.Done()
-			for it := range q {
+			verifiers := map[*bacularec.File]*bacularec.Verifier{}
+			for t := range q {
+				it := t.it
+				switch it.Kind {
+				case bacularec.KindFile:
+					if t.v != nil {
+						verifiers[it.File] = t.v
+					}
+				case bacularec.KindData:
+					if v := verifiers[it.File]; v != nil {
+						v.Write(it.Data)
+					}
+				case bacularec.KindFileEnd:
+					if v := verifiers[it.File]; v != nil {
+						delete(verifiers, it.File)
+						v.Check(it.File)
+					}
+					r.digestChecked(it.File)
+				}
 				r.apply(i, it)
 				if it.Kind == bacularec.KindData {
 					r.bufs.Put(&it.Data)
@@ -192,6 +268,19 @@ func (r *runner) start() {
 				r.pending.Done()
 			}
 		}()
+	}
+}
+
+// digestChecked counts a file's digest check.
+func (r *runner) digestChecked(f *bacularec.File) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f.DigestChecked {
+		r.s.DigestsChecked++
+	}
+	if f.DigestErr != nil {
+		r.s.DigestMismatches++
+		r.report(f.DigestErr)
 	}
 }
 
@@ -229,6 +318,16 @@ func (r *runner) dispatch(it *bacularec.Item) {
 		r.apply(i, it)
 		return
 	}
+	if it.Kind == bacularec.KindFileEnd && it.File.Type.IsDir() {
+		// A directory's record comes after its contents: apply it after
+		// them too, as in volume order (it may replace what an earlier job
+		// left at its path, which changes what they can be written under).
+		r.barrier()
+	}
+	var v *bacularec.Verifier
+	if it.Kind == bacularec.KindFile && r.files != nil && isDataType(it.File.Type) {
+		v = r.files.NewVerifier(it.File)
+	}
 	c := *it
 	if it.Kind == bacularec.KindData {
 		var b []byte
@@ -240,7 +339,7 @@ func (r *runner) dispatch(it *bacularec.Item) {
 		c.Data = nil
 	}
 	r.pending.Add(1)
-	r.queues[i] <- &c
+	r.queues[i] <- task{&c, v}
 }
 
 func (r *runner) fatalErr() error {
@@ -279,14 +378,8 @@ func (r *runner) read(ctx context.Context, f *bacularec.Files) error {
 		case bacularec.KindData:
 			s.Bytes += int64(len(it.Data))
 		case bacularec.KindFileEnd:
-			if it.File.DigestChecked {
-				s.DigestsChecked++
-			}
-			if it.File.DigestErr != nil {
-				s.DigestMismatches++
-				r.mu.Lock()
-				r.report(it.File.DigestErr)
-				r.mu.Unlock()
+			if r.files == nil && len(r.queues) == 0 { // else checked by the workers
+				r.digestChecked(it.File)
 			}
 			for _, c := range it.File.NotDecoded {
 				s.NotDecoded[c.Stream]++
@@ -297,6 +390,7 @@ func (r *runner) read(ctx context.Context, f *bacularec.Files) error {
 			r.report(it.Err)
 			r.mu.Unlock()
 		}
+		r.track(it)
 		if it.File != nil {
 			r.dispatch(it)
 		}

@@ -2,6 +2,9 @@ package extract
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +56,9 @@ func TestRunParallelMatchesSerial(t *testing.T) {
 			if s1.Files != s8.Files || s1.Bytes != s8.Bytes || s1.Writer.Files != s8.Writer.Files ||
 				s1.Writer.Deleted != s8.Writer.Deleted || s1.Writer.HardLinks != s8.Writer.HardLinks {
 				t.Fatalf("serial:\n%s\nparallel:\n%s", s1, s8)
+			}
+			if s1.DigestsChecked != s8.DigestsChecked || s1.DigestMismatches+s8.DigestMismatches != 0 {
+				t.Fatalf("digests: serial %d checked, parallel %d", s1.DigestsChecked, s8.DigestsChecked)
 			}
 			if s1.Files == 0 || s1.Jobs == 0 || s1.JobsOK != s1.Jobs {
 				t.Fatalf("nothing extracted:\n%s", s1)
@@ -131,5 +137,40 @@ func skipUnprivileged(t *testing.T) {
 		// TestUnprivileged reruns the suite from a copy of the binary in a
 		// temporary directory, where the repository's fixtures are not.
 		t.Skip("fixture volumes are extracted by the privileged run")
+	}
+}
+
+// A content byte changed in a volume (block checksum recomputed, as if the
+// damage happened before Bacula wrote the block) is a digest mismatch
+// naming the file, with one or many workers.
+func TestRunDigestMismatch(t *testing.T) {
+	skipUnprivileged(t)
+	vol, err := os.ReadFile(filepath.Join(fixtures, "bacula-9.6.7-plain-md5.vol"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The third block is data of the large files; patch a byte in its middle.
+	off := 0
+	for range 2 {
+		off += int(binary.BigEndian.Uint32(vol[off+4:]))
+	}
+	n := int(binary.BigEndian.Uint32(vol[off+4:]))
+	vol[off+n/2] ^= 0x01
+	binary.BigEndian.PutUint32(vol[off:], crc32.ChecksumIEEE(vol[off+4:off+n]))
+	p := filepath.Join(t.TempDir(), "patched.vol")
+	if err := os.WriteFile(p, vol, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, workers := range []int{1, 8} {
+		var errs []error
+		files := bacularec.NewFiles(bacularec.NewReader(mustOpen(t, p)))
+		s, err := Run(context.Background(), files, t.TempDir(), Options{}, RunOptions{Workers: workers, Errorf: func(e error) { errs = append(errs, e) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var de *bacularec.DigestError
+		if s.DigestMismatches != 1 || !s.Failed() || len(errs) != 1 || !errors.As(errs[0], &de) || de.Algo != "MD5" {
+			t.Fatalf("workers %d: %v\n%s", workers, errs, s)
+		}
 	}
 }

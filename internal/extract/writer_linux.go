@@ -169,14 +169,6 @@ func (w *Writer) Apply(it *bacularec.Item) error {
 	return nil
 }
 
-func isDataType(t bacularec.FileType) bool {
-	switch t {
-	case bacularec.TypeReg, bacularec.TypeRegEmpty, bacularec.TypeFIFO, bacularec.TypeRaw:
-		return true
-	}
-	return false
-}
-
 func (w *Writer) fail(f *bacularec.File, op string, err error) error {
 	w.stats.Errors++
 	var oe *opError
@@ -401,7 +393,14 @@ func (w *Writer) dir(f *bacularec.File, rel string) error {
 			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 				return nil
 			}
-			return w.replace(pfd, name, rel, func() error { return unix.Mkdirat(pfd, name, 0o700) })
+			return w.replace(pfd, name, rel, func() error {
+				err := unix.Mkdirat(pfd, name, 0o700)
+				if err == unix.EEXIST && unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil &&
+					st.Mode&unix.S_IFMT == unix.S_IFDIR {
+					return nil // another Writer of the same run made it meanwhile
+				}
+				return err
+			})
 		})
 		if err != nil {
 			return opErr("mkdir", err)
@@ -540,13 +539,12 @@ func (w *Writer) delete(f *bacularec.File, rel string) error {
 		return err
 	})
 	switch {
-	case errors.Is(err, errSymlink):
-		// Never followed. A directory that became a symbolic link between
-		// two jobs gets deletion records for its old entries like this.
-		w.warnf("extract: not deleting %s: %v", quotePath(f.Path), err)
+	case err == unix.ENOENT || err == unix.ENOTDIR || errors.Is(err, errSymlink) || kept:
+		// Nothing (of that type) there. Below a symbolic link, which is
+		// never followed, there is nothing of the backed-up tree: when a
+		// directory became a link, Bacula's deletion records for its old
+		// entries come like this.
 		return nil
-	case err == unix.ENOENT || err == unix.ENOTDIR || kept:
-		return nil // nothing (of that type) there
 	case err != nil:
 		return opErr("delete", err)
 	}
@@ -885,7 +883,13 @@ func (w *Writer) stepDir(dirfd int, name, rel string, create bool) (int, error) 
 			}
 			switch st.Mode & unix.S_IFMT {
 			case unix.S_IFLNK:
-				return -1, errSymlink
+				if !create || w.opt.ReplaceSymlink == nil || !w.opt.ReplaceSymlink(rel) {
+					return -1, errSymlink
+				}
+				// Unlinking never follows the link.
+				if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
+					return -1, err
+				}
 			case unix.S_IFDIR:
 				continue // raced; try again
 			}
