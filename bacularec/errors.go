@@ -31,7 +31,8 @@ var (
 
 // FormatError reports bad input and where it is: the volume, the block
 // number from the block header (numbers restart per session, so Offset is
-// the exact place) and the byte offset in the volume.
+// the exact place; 0 when not even the header could be read) and the byte
+// offset in the volume of the block, or of the record at fault.
 type FormatError struct {
 	Volume string
 	Block  uint32

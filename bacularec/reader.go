@@ -3,6 +3,7 @@ package bacularec
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -388,6 +389,16 @@ func findBlockID(b []byte) int {
 	return -1
 }
 
+// blockErr reports a block that failed before its header was decoded; the
+// block number is taken from the raw header when enough of it was read.
+func (r *Reader) blockErr(raw []byte, err error) error {
+	var num uint32
+	if len(raw) >= 12 {
+		num = binary.BigEndian.Uint32(raw[8:])
+	}
+	return &FormatError{Volume: r.name, Block: num, Offset: r.blkOff, Err: err}
+}
+
 // tryBlock reads one block at the current position.
 func (r *Reader) tryBlock() error {
 	var hb [bb03HeaderLen]byte
@@ -401,7 +412,7 @@ func (r *Reader) tryBlock() error {
 			if r.nblk > 0 && r.off%tapeBlockAlign == 0 && allZero(hb[:n]) {
 				return io.EOF // zero padding at the end of a tape image
 			}
-			return r.ferr(r.blkOff, fmt.Errorf("truncated block header: %w", io.ErrUnexpectedEOF))
+			return r.blockErr(hb[:n], fmt.Errorf("truncated block header: %w", io.ErrUnexpectedEOF))
 		}
 		if !allZero(hb[:16]) || r.nblk == 0 {
 			break
@@ -413,7 +424,7 @@ func (r *Reader) tryBlock() error {
 		if !allZero(pad[:m]) {
 			r.unread(pad[:m])
 			r.unread(hb[:16])
-			return r.ferr(r.blkOff, fmt.Errorf("%w: zero bytes then data before a 1024-byte boundary", ErrBlockID))
+			return r.blockErr(nil, fmt.Errorf("%w: zero bytes then data before a 1024-byte boundary", ErrBlockID))
 		}
 		if err != nil {
 			return io.EOF
@@ -422,13 +433,13 @@ func (r *Reader) tryBlock() error {
 	v := blockVersion(hb[:])
 	if v == 0 {
 		r.unread(hb[:16])
-		return r.ferr(r.blkOff, fmt.Errorf("%w %q", ErrBlockID, hb[12:16]))
+		return r.blockErr(hb[:16], fmt.Errorf("%w %q", ErrBlockID, hb[12:16]))
 	}
 	h := BlockHeader{Version: v}
 	hl := h.headerLen()
 	if hl > 16 {
 		if _, err := r.read(hb[16:hl]); err != nil {
-			return r.ferr(r.blkOff, fmt.Errorf("truncated block header: %w", io.ErrUnexpectedEOF))
+			return r.blockErr(hb[:16], fmt.Errorf("truncated block header: %w", io.ErrUnexpectedEOF))
 		}
 	}
 	h = parseBlockHeader(hb[:hl], v)

@@ -241,6 +241,9 @@ func TestCorruptBlocks(t *testing.T) {
 			if !errors.Is(err, tc.want) || !errors.As(err, &fe) || fe.Offset != int64(at) || fe.Volume != "Vol-1" {
 				t.Fatalf("got %v, want %v at offset %d", err, tc.want, at)
 			}
+			if want := binary.BigEndian.Uint32(vol[at+8:]); fe.Block != want {
+				t.Fatalf("block %d, want %d", fe.Block, want)
+			}
 			if fe.Error() == "" || !bytes.Contains([]byte(fe.Error()), []byte("Vol-1")) {
 				t.Fatalf("error text %q does not name the volume", fe.Error())
 			}
