@@ -11,8 +11,10 @@
 #      `sync` before each run,
 #   4. prints per-run wall time and peak RSS, the medians, MB/s of file content and the
 #      ratio bextract/replicad (> 1 = replicad faster).
-# Run as root after scripts/lab/install.sh. Env: ROUNDS (5), BENCH_BIG (4 files of 192 MiB),
-# BENCH_SMALL (20000 files), KEEP=1 keeps WORKDIR. Takes a few minutes and ~4 GiB of disk.
+# Run as root after scripts/lab/install.sh. Env: ROUNDS (5), BENCH_BIG_N / BENCH_BIG_MIB (4 files
+# of 192 MiB), BENCH_SMALL (20000 files), BENCH_OUT (where the trees are extracted; default
+# WORKDIR, i.e. the volumes' disk; e.g. /dev/shm to take the disk out), KEEP=1 keeps WORKDIR
+# (a second run reuses its tree). Takes a few minutes and ~4 GiB of disk.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=$HERE/lab
@@ -20,6 +22,7 @@ LAB=$HERE/lab
 REPO=$(cd "$HERE/.." && pwd)
 W=$(lab_abs "${1:-/var/tmp/brc-bench}")
 ROUNDS=${ROUNDS:-5}
+OUT=$(lab_abs "${BENCH_OUT:-$W}")
 BIG_N=${BENCH_BIG_N:-4}; BIG_MIB=${BENCH_BIG_MIB:-192}; SMALL=${BENCH_SMALL:-20000}
 [ "$(id -u)" = 0 ] || { echo "bench-extract.sh: run as root" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "bench-extract.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
@@ -30,7 +33,11 @@ for i in $(seq 0 20); do
   if lab_port_free "$b" && lab_port_free $((b + 1)) && lab_port_free $((b + 2)) && lab_port_free $((b + 3)); then break; fi
 done
 export DIR_PORT=$b FD_PORT=$((b + 1)) SD_PORT=$((b + 2)) FD2_PORT=$((b + 3)) SRC_ROOT=$W/src
-cleanup() { "$LAB/down.sh" "$W" >/dev/null 2>&1 || true; [ "${KEEP:-0}" = 1 ] || rm -rf "$W"; }
+cleanup() {
+  "$LAB/down.sh" "$W" >/dev/null 2>&1 || true
+  rm -rf "$OUT"/out-bextract "$OUT"/out-replicad "$OUT"/out-noverify
+  [ "${KEEP:-0}" = 1 ] || rm -rf "$W"
+}
 trap cleanup EXIT
 
 echo "== building replicad"
@@ -105,15 +112,15 @@ for job in TreeMD5 TreeGzip; do
       1) order="bextract replicad noverify" ;; 2) order="replicad noverify bextract" ;; 0) order="noverify bextract replicad" ;;
     esac
     for tool in $order; do
-      read -r s kib < <(run "$tool" "$v" "$W/out-$tool")
+      read -r s kib < <(run "$tool" "$v" "$OUT/out-$tool")
       echo "$s" >> "$W/t-$tool"; echo "$kib" >> "$W/r-$tool"
       printf '%-9s %-9s %5d %9.2f %9.1f\n' "$job" "$tool" "$r" "$s" "$(echo "$kib / 1024" | bc -l)"
       [ "$tool" = bextract ] || grep -q '0 mismatched' "$W/last-$tool.log" || { echo "bench-extract.sh: $tool reported problems:"; cat "$W/last-$tool.log"; exit 1; }
     done
   done
   # sanity: both trees hold the same file content
-  (cd "$W/out-bextract$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-b"
-  (cd "$W/out-replicad$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
+  (cd "$OUT/out-bextract$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-b"
+  (cd "$OUT/out-replicad$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
   cmp -s "$W/sum-b" "$W/sum-r" || { echo "bench-extract.sh: $job: trees differ!" >&2; diff "$W/sum-b" "$W/sum-r" | head; exit 1; }
   mb=$(median < "$W/t-bextract"); mr=$(median < "$W/t-replicad")
   mn=$(median < "$W/t-noverify")
