@@ -25,8 +25,12 @@ var (
 	ErrDigestMismatch = errors.New("bacularec: digest mismatch")
 	ErrOrphanData     = errors.New("bacularec: data record without attributes")
 	ErrSkipped        = errors.New("bacularec: damaged data skipped")
-	ErrNoVolume       = errors.New("bacularec: no volume given")
-	ErrClosed         = errors.New("bacularec: reader closed")
+	// ErrShortBlock is a notice, not a loss: a volume that ended inside a
+	// block because it ran out of space; Bacula writes the whole block
+	// again at the start of the next volume.
+	ErrShortBlock = errors.New("bacularec: short block at the end of the volume (written again on the next volume)")
+	ErrNoVolume   = errors.New("bacularec: no volume given")
+	ErrClosed     = errors.New("bacularec: reader closed")
 )
 
 // FormatError reports bad input and where it is: the volume, the block

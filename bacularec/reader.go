@@ -306,7 +306,7 @@ func (r *Reader) readBlock() error {
 			if errors.Is(err, io.ErrUnexpectedEOF) && r.vi < len(r.vols) {
 				// A volume that ran out of space mid-block; the writer
 				// writes the same block again on the next volume.
-				r.notice(r.blkOff, fmt.Errorf("%w: short block at the end of the volume", ErrSkipped))
+				r.notice(r.blkOff, ErrShortBlock)
 				return io.EOF
 			}
 			if skipped > 0 {

@@ -380,3 +380,42 @@ func contents(t testing.TB, f *Files) map[string][32]byte {
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+// A volume that ran out of space in the middle of a block: the partial
+// block is dropped with an ErrShortBlock notice, and the whole block comes
+// again on the next volume, so no record is lost.
+func TestShortBlockAtVolumeEnd(t *testing.T) {
+	want := recordsOf(t, fixturePlain)
+	vol := reblock(want[1:], 2, 4096, nil) // without the volume label
+	offs := blocks(vol)
+	k := offs[len(offs)/2]
+	next := offs[len(offs)/2+1]
+	v1 := bytes.Clone(vol[:k+(next-k)/2])
+	lw := newBlockWriter(2, 4096)
+	lw.write(want[1].sess, VolLabel, 2, want[0].data)
+	v2 := append(lw.bytes(), vol[k:]...)
+	mem := func(name string, b []byte) Volume {
+		return Volume{Name: name, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
+	}
+	r := NewMultiReader([]Volume{mem("V1", v1), mem("V2", v2)})
+	var got []rec
+	var notices []error
+	for {
+		x, err := r.Next()
+		notices = append(notices, r.Notices()...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.FileIndex != VolLabel {
+			got = append(got, rec{x.Session(), x.FileIndex, x.Stream, bytes.Clone(x.Data), x.Fragment})
+		}
+	}
+	equalRecs(t, got, want[1:])
+	var fe *FormatError
+	if len(notices) != 1 || !errors.Is(notices[0], ErrShortBlock) || !errors.As(notices[0], &fe) || fe.Volume != "V1" || fe.Offset != int64(k) {
+		t.Fatalf("notices %v", notices)
+	}
+}

@@ -7,7 +7,8 @@
 #      TreeGzip (GZIP level 6, SHA1), each job into its own File volume,
 #   3. for each volume, ROUNDS times: bextract, replicad extract (which checks every file
 #      against its digest record; bextract does not) and replicad extract -verify=false
-#      (order rotated every round), each into an empty directory on the same file system,
+#      (order rotated every round), each into a new directory on the same file system
+#      (removed only after the rounds: deleting a gigabyte slows the next run's writes),
 #      `sync` before each run,
 #   4. prints per-run wall time and peak RSS, the medians, MB/s of file content and the
 #      ratio bextract/replicad (> 1 = replicad faster).
@@ -35,7 +36,7 @@ done
 export DIR_PORT=$b FD_PORT=$((b + 1)) SD_PORT=$((b + 2)) FD2_PORT=$((b + 3)) SRC_ROOT=$W/src
 cleanup() {
   "$LAB/down.sh" "$W" >/dev/null 2>&1 || true
-  rm -rf "$OUT"/out-bextract "$OUT"/out-replicad "$OUT"/out-noverify
+  rm -rf "$OUT"/out-bextract.* "$OUT"/out-replicad.* "$OUT"/out-noverify.*
   [ "${KEEP:-0}" = 1 ] || rm -rf "$W"
 }
 trap cleanup EXIT
@@ -92,7 +93,7 @@ vol_of() { lab_sql "$W" "select m.VolumeName from JobMedia jm join Media m using
 content=$(du -sb --apparent-size "$T" | cut -f1)
 
 run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
-  rm -rf "$3"; mkdir -p "$3"; sync
+  mkdir -p "$3"; sync
   local tf; tf=$(mktemp)
   case $1 in
     bextract) /usr/bin/time -f '%e %M' -o "$tf" "$LAB/extract.sh" "$W/volumes" "$3" "$2" > "$W/last-$1.log" 2>&1 ;;
@@ -112,16 +113,19 @@ for job in TreeMD5 TreeGzip; do
       1) order="bextract replicad noverify" ;; 2) order="replicad noverify bextract" ;; 0) order="noverify bextract replicad" ;;
     esac
     for tool in $order; do
-      read -r s kib < <(run "$tool" "$v" "$OUT/out-$tool")
+      # A fresh directory per run: removing the last run's gigabyte (with
+      # online discard) would slow the next run's file creation.
+      read -r s kib < <(run "$tool" "$v" "$OUT/out-$tool.$r")
       echo "$s" >> "$W/t-$tool"; echo "$kib" >> "$W/r-$tool"
       printf '%-9s %-9s %5d %9.2f %9.1f\n' "$job" "$tool" "$r" "$s" "$(echo "$kib / 1024" | bc -l)"
       [ "$tool" = bextract ] || grep -q '0 mismatched' "$W/last-$tool.log" || { echo "bench-extract.sh: $tool reported problems:"; cat "$W/last-$tool.log"; exit 1; }
     done
   done
   # sanity: both trees hold the same file content
-  (cd "$OUT/out-bextract$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-b"
-  (cd "$OUT/out-replicad$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
+  (cd "$OUT/out-bextract.1$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-b"
+  (cd "$OUT/out-replicad.1$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
   cmp -s "$W/sum-b" "$W/sum-r" || { echo "bench-extract.sh: $job: trees differ!" >&2; diff "$W/sum-b" "$W/sum-r" | head; exit 1; }
+  rm -rf "$OUT"/out-*.[0-9]*; sync; sleep 10
   mb=$(median < "$W/t-bextract"); mr=$(median < "$W/t-replicad")
   mn=$(median < "$W/t-noverify")
   rb=$(sort -n "$W/r-bextract" | tail -1); rr=$(sort -n "$W/r-replicad" | tail -1); rn=$(sort -n "$W/r-noverify" | tail -1)

@@ -385,7 +385,9 @@ func (r *runner) read(ctx context.Context, f *bacularec.Files) error {
 				s.NotDecoded[c.Stream]++
 			}
 		case bacularec.KindNotice:
-			s.Notices++
+			if !errors.Is(it.Err, bacularec.ErrShortBlock) { // nothing lost
+				s.Notices++
+			}
 			r.mu.Lock()
 			r.report(it.Err)
 			r.mu.Unlock()
