@@ -104,6 +104,7 @@ run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
 }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
+: > "$W/summary"
 printf '\n%-9s %-9s %5s %9s %9s\n' volume tool round seconds rss_MiB
 for job in TreeMD5 TreeGzip; do
   v=$(vol_of "$job")
