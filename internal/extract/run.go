@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/openbrc/brc/bacularec"
@@ -242,32 +243,76 @@ func (r *runner) start() {
 		r.done.Add(1)
 		go func() {
 			defer r.done.Done()
-			verifiers := map[*bacularec.File]*bacularec.Verifier{}
-			for t := range q {
-				it := t.it
-				switch it.Kind {
-				case bacularec.KindFile:
-					if t.v != nil {
-						verifiers[it.File] = t.v
-					}
-				case bacularec.KindData:
-					if v := verifiers[it.File]; v != nil {
-						v.Write(it.Data)
-					}
-				case bacularec.KindFileEnd:
-					if v := verifiers[it.File]; v != nil {
-						delete(verifiers, it.File)
-						v.Check(it.File)
-					}
-					r.digestChecked(it.File)
-				}
-				r.apply(i, it)
-				if it.Kind == bacularec.KindData {
-					r.bufs.Put(&it.Data)
-				}
-				r.pending.Done()
-			}
+			r.work(i, q)
 		}()
+	}
+}
+
+// hashJob is a piece for a worker's hasher, or, with done set, a request
+// to say when every piece before it has been hashed.
+type hashJob struct {
+	v    *bacularec.Verifier
+	data []byte
+	put  func() // called when hashed
+	done chan struct{}
+}
+
+// work applies the items of one Writer. Hashing a file for its digest check
+// runs beside, on a goroutine of its own, so that a large file is hashed
+// and written at the same time.
+func (r *runner) work(i int, q chan task) {
+	hq := make(chan hashJob, 32)
+	hashed := make(chan struct{})
+	go func() {
+		defer close(hashed)
+		for j := range hq {
+			if j.done != nil {
+				close(j.done)
+				continue
+			}
+			j.v.Write(j.data)
+			j.put()
+		}
+	}()
+	defer func() { close(hq); <-hashed }()
+	verifiers := map[*bacularec.File]*bacularec.Verifier{}
+	for t := range q {
+		it := t.it
+		put := func() {}
+		switch it.Kind {
+		case bacularec.KindFile:
+			if t.v != nil {
+				verifiers[it.File] = t.v
+			}
+		case bacularec.KindData:
+			buf := &it.Data
+			if v := verifiers[it.File]; v != nil {
+				// The buffer goes back to the pool when both the hasher
+				// and the Writer are done with it.
+				var refs atomic.Int32
+				refs.Store(2)
+				put = func() {
+					if refs.Add(-1) == 0 {
+						r.bufs.Put(buf)
+					}
+				}
+				hq <- hashJob{v: v, data: it.Data, put: put}
+			} else {
+				put = func() { r.bufs.Put(buf) }
+			}
+		case bacularec.KindFileEnd:
+			if v := verifiers[it.File]; v != nil {
+				delete(verifiers, it.File)
+				done := make(chan struct{})
+				hq <- hashJob{done: done}
+				<-done
+				v.Check(it.File)
+			}
+			r.digestChecked(it.File)
+		}
+		r.apply(i, it)
+		put()
+		r.pending.Done()
 	}
 }
 
