@@ -168,7 +168,7 @@ func (f *Files) handle(rec *Record) error {
 	case StreamPluginName, StreamRestoreObject:
 		// These come before or instead of an attributes record, with the
 		// FileIndex of the file to come.
-		f.notice(rec, fmt.Errorf("stream %d (%s) for FileIndex %d not decoded", typ, streamName(typ), rec.FileIndex))
+		f.notice(rec, fmt.Errorf("stream %d (%s) for FileIndex %d not decoded", typ, StreamName(typ), rec.FileIndex))
 		return nil
 	}
 	file := s.file
@@ -412,8 +412,8 @@ func (f *Files) xattrs(file *File, rec *Record) error {
 	return nil
 }
 
-// streamName names the streams that a report may mention.
-func streamName(t int) string {
+// StreamName returns a short description of a stream type, for reports.
+func StreamName(t int) string {
 	switch t {
 	case 11:
 		return "Win32 data"
@@ -446,6 +446,3 @@ func streamName(t int) string {
 	}
 	return fmt.Sprintf("stream %d", t)
 }
-
-// StreamName returns a short description of a stream type, for reports.
-func StreamName(t int) string { return streamName(t) }
