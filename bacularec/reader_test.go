@@ -43,14 +43,23 @@ func (r rec) String() string {
 
 func collect(t testing.TB, r *Reader) ([]rec, error) {
 	t.Helper()
+	recs, _, err := collectNotices(t, r)
+	return recs, err
+}
+
+// collectNotices is collect that also gathers the reader's notices.
+func collectNotices(t testing.TB, r *Reader) ([]rec, []error, error) {
+	t.Helper()
 	var out []rec
+	var notices []error
 	for {
 		x, err := r.Next()
+		notices = append(notices, r.Notices()...)
 		if err == io.EOF {
-			return out, nil
+			return out, notices, nil
 		}
 		if err != nil {
-			return out, err
+			return out, notices, err
 		}
 		out = append(out, rec{x.Session(), x.FileIndex, x.Stream, bytes.Clone(x.Data), x.Fragment})
 	}
@@ -248,19 +257,9 @@ func TestCorruptBlocks(t *testing.T) {
 				t.Fatalf("error text %q does not name the volume", fe.Error())
 			}
 			// Resynchronising skips the damaged block and reads on.
-			r := NewReader(bytes.NewReader(b), WithResync(true))
-			var got []rec
-			var notices []error
-			for {
-				x, err := r.Next()
-				notices = append(notices, r.Notices()...)
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("resync: %v", err)
-				}
-				got = append(got, rec{x.Session(), x.FileIndex, x.Stream, bytes.Clone(x.Data), x.Fragment})
+			got, notices, err := collectNotices(t, NewReader(bytes.NewReader(b), WithResync(true)))
+			if err != nil {
+				t.Fatalf("resync: %v", err)
 			}
 			if len(notices) == 0 || !errors.Is(notices[0], ErrSkipped) {
 				t.Fatalf("resync notices %v", notices)
@@ -397,20 +396,14 @@ func TestShortBlockAtVolumeEnd(t *testing.T) {
 	mem := func(name string, b []byte) Volume {
 		return Volume{Name: name, Open: func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }}
 	}
-	r := NewMultiReader([]Volume{mem("V1", v1), mem("V2", v2)})
+	all, notices, err := collectNotices(t, NewMultiReader([]Volume{mem("V1", v1), mem("V2", v2)}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []rec
-	var notices []error
-	for {
-		x, err := r.Next()
-		notices = append(notices, r.Notices()...)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if x.FileIndex != VolLabel {
-			got = append(got, rec{x.Session(), x.FileIndex, x.Stream, bytes.Clone(x.Data), x.Fragment})
+	for _, x := range all {
+		if x.fi != VolLabel {
+			got = append(got, x)
 		}
 	}
 	equalRecs(t, got, want[1:])
