@@ -312,8 +312,7 @@ func (f *Files) data(s *session, rec *Record, typ int) error {
 	file := s.file
 	p := rec.Data
 	off := s.next
-	sparse := typ == StreamSparseData || typ == StreamSparseGzipData || typ == StreamSparseCompressed
-	if sparse {
+	if sparseStream(typ) {
 		if len(p) < 8 {
 			return fmt.Errorf("%w: %s: sparse record of %d bytes has no offset", ErrData, file.Path, len(p))
 		}

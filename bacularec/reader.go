@@ -389,8 +389,8 @@ func findBlockID(b []byte) int {
 	return -1
 }
 
-// blockErr reports a block that failed before its header was decoded; the
-// block number is taken from the raw header when enough of it was read.
+// blockErr reports a block that failed; the block number is taken from the
+// raw header, when enough of it was read.
 func (r *Reader) blockErr(raw []byte, err error) error {
 	var num uint32
 	if len(raw) >= 12 {
@@ -445,8 +445,7 @@ func (r *Reader) tryBlock() error {
 	h = parseBlockHeader(hb[:hl], v)
 	if h.Length < uint32(hl) || h.Length > MaxBlockLength {
 		r.unread(hb[:hl])
-		return &FormatError{Volume: r.name, Block: h.Number, Offset: r.blkOff,
-			Err: fmt.Errorf("%w: %d bytes", ErrBlockLength, h.Length)}
+		return r.blockErr(hb[:hl], fmt.Errorf("%w: %d bytes", ErrBlockLength, h.Length))
 	}
 	if cap(r.blk) < int(h.Length) {
 		r.blk = make([]byte, h.Length, max(int(h.Length), 64512))
@@ -454,16 +453,15 @@ func (r *Reader) tryBlock() error {
 	blk := r.blk[:h.Length]
 	copy(blk, hb[:hl])
 	if _, err := r.read(blk[hl:]); err != nil {
-		return &FormatError{Volume: r.name, Block: h.Number, Offset: r.blkOff,
-			Err: fmt.Errorf("block of %d bytes truncated: %w", h.Length, io.ErrUnexpectedEOF)}
+		return r.blockErr(hb[:hl], fmt.Errorf("block of %d bytes truncated: %w", h.Length, io.ErrUnexpectedEOF))
 	}
 	if !verifyBlock(&h, blk, r.opt.strict) {
 		r.unread(blk)
-		return &FormatError{Volume: r.name, Block: h.Number, Offset: r.blkOff, Err: ErrChecksum}
+		return r.blockErr(hb[:hl], ErrChecksum)
 	}
 	if v == 3 && h.Options&bb03OptEncryptedBlk != 0 {
 		r.unread(blk)
-		return &FormatError{Volume: r.name, Block: h.Number, Offset: r.blkOff, Err: ErrEncryptedBlock}
+		return r.blockErr(hb[:hl], ErrEncryptedBlock)
 	}
 	r.hdr, r.blk, r.pos = h, blk, hl
 	r.nblk++
