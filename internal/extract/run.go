@@ -101,9 +101,9 @@ func (s *Stats) add(o Stats) {
 }
 
 // Run extracts everything f yields under root, then closes f and the
-// Writers. It
-// stops at the first fatal error (damaged volume, the target unusable, ctx
-// done); other problems are counted and passed to ropt.Errorf.
+// Writers. It stops at the first fatal error (damaged volume, the target
+// unusable, ctx done); other problems are counted and passed to
+// ropt.Errorf.
 //
 // With several workers, each file goes to the Writer chosen by a hash of
 // its path (a hard link by its target's path), so items of one path stay
@@ -121,6 +121,7 @@ func Run(ctx context.Context, f *bacularec.Files, root string, opt Options, ropt
 		symlinks: map[string]*bacularec.Job{}, running: map[*bacularec.Job]bool{}, strip: opt.StripPrefix}
 	if opt.ReplaceSymlink == nil && opt.Deletions {
 		opt.ReplaceSymlink = r.replaceSymlink
+		r.trackLinks = true
 	}
 	for range n {
 		w, err := New(root, opt)
@@ -169,8 +170,10 @@ type runner struct {
 	fatal error
 	// Symbolic links made in this run, by job, and the jobs in progress:
 	// a link an earlier job made may give way to a later job's directory.
-	symlinks map[string]*bacularec.Job
-	running  map[*bacularec.Job]bool
+	// Kept only when replaceSymlink answers Options.ReplaceSymlink.
+	trackLinks bool
+	symlinks   map[string]*bacularec.Job
+	running    map[*bacularec.Job]bool
 }
 
 // replaceSymlink answers Options.ReplaceSymlink: a symbolic link in the way
@@ -423,7 +426,7 @@ func (r *runner) read(ctx context.Context, f *bacularec.Files) error {
 		case bacularec.KindData:
 			s.Bytes += int64(len(it.Data))
 		case bacularec.KindFileEnd:
-			if r.files == nil && len(r.queues) == 0 { // else checked by the workers
+			if r.queues == nil { // else counted by the workers
 				r.digestChecked(it.File)
 			}
 			for _, c := range it.File.NotDecoded {
@@ -437,7 +440,9 @@ func (r *runner) read(ctx context.Context, f *bacularec.Files) error {
 			r.report(it.Err)
 			r.mu.Unlock()
 		}
-		r.track(it)
+		if r.trackLinks {
+			r.track(it)
+		}
 		if it.File != nil {
 			r.dispatch(it)
 		}
