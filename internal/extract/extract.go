@@ -37,6 +37,11 @@ var (
 	ErrUnsupported = errors.New("extract: not supported on this system")
 )
 
+// TempPrefix starts the temporary names of Options.Atomic. An interrupted
+// process leaves them behind; anything so named may be removed once no
+// Writer runs on the root.
+const TempPrefix = ".brc-tmp."
+
 // PathError records a failure to restore one file.
 type PathError struct {
 	Op   string // "create", "write", "mkdir", "link", "symlink", "mknod", "chown", "chmod", "acl", "utimes", "delete", "extract" ...
@@ -104,6 +109,19 @@ type Options struct {
 	// every restored file and directory is on stable storage when Close
 	// returns. Writes themselves are never synced one by one.
 	Sync bool
+	// Atomic makes every file appear whole or not at all: regular files
+	// are written under a temporary name (TempPrefix...) in their
+	// directory and renamed into place by Commit (and Close); symbolic
+	// links, hard links and special files are made under a temporary name
+	// and renamed at once. A file that fails leaves no temporary name
+	// behind. With Sync as well, Commit flushes the file system before the
+	// renames, so a crash never leaves a file without its content under
+	// its name. Files with content that could not be decoded are not put
+	// in place (ErrNotDecoded).
+	Atomic bool
+	// Placed, when set, is called with each regular file once it is at
+	// its final name, and what the file system says of it.
+	Placed func(f *bacularec.File, info Info)
 	// ReplaceSymlink is asked when a symbolic link stands where a file's
 	// parent directory must be created; true replaces the link by a
 	// directory (the link is removed, never followed). Nil, or false,

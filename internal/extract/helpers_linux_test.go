@@ -43,6 +43,10 @@ type env struct {
 	logs    []string
 }
 
+// testAtomic runs the tests with Options.Atomic and Sync (the mode of
+// replication targets): BRC_TEST_ATOMIC=1 go test.
+var testAtomic = os.Getenv("BRC_TEST_ATOMIC") != ""
+
 func newEnv(t *testing.T, opt Options) *env {
 	t.Helper()
 	base := t.TempDir()
@@ -55,6 +59,9 @@ func newEnv(t *testing.T, opt Options) *env {
 			e.logs = append(e.logs, format)
 			t.Logf(format, args...)
 		}
+	}
+	if testAtomic {
+		opt.Atomic, opt.Sync = true, true
 	}
 	w, err := New(e.root, opt)
 	if err != nil {
@@ -94,6 +101,11 @@ func (e *env) put(f *bacularec.File, pieces ...piece) error {
 		}
 	}
 	if err := e.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f}); err != nil {
+		errs = append(errs, err)
+	}
+	// In atomic mode a file is only visible after Commit; committing each
+	// one keeps the tests' expectations of the plain mode.
+	if err := e.w.Commit(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -4,6 +4,8 @@ package extract
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -45,6 +47,12 @@ type Writer struct {
 	deferIdx map[string]int
 	created  []string // directories made for missing parents
 
+	pending    []pendingFile // finished files waiting for Commit (Options.Atomic)
+	pendingIdx map[string]int
+	commitErrs []error
+	tmpSeed    string
+	tmpN       uint64
+
 	ids   map[string]idResult
 	xbuf  []byte // ACL value scratch; on the heap (see setxattrat)
 	stats Stats
@@ -56,8 +64,9 @@ type Writer struct {
 type wfile struct {
 	fd   int
 	rel  string
-	end  int64 // end of the content received (logical size so far)
-	phys int64 // end of what was written to the file (its current size)
+	tmp  string // temporary name in the parent directory (Options.Atomic)
+	end  int64  // end of the content received (logical size so far)
+	phys int64  // end of what was written to the file (its current size)
 }
 
 type dirMeta struct {
@@ -89,8 +98,11 @@ func New(root string, opt Options) (*Writer, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: root, Err: err}
 	}
+	seed := make([]byte, 6)
+	rand.Read(seed)
 	w := &Writer{
 		opt:       opt,
+		tmpSeed:   hex.EncodeToString(seed),
 		rootFD:    fd,
 		owner:     !opt.NoOwner && os.Geteuid() == 0,
 		dirs:      make(map[string]int),
@@ -150,7 +162,7 @@ func (w *Writer) Apply(it *bacularec.Item) error {
 			w.lastF, w.lastW = f, wf
 		}
 		if err := w.write(wf, it.Offset, it.Data); err != nil {
-			unix.Close(wf.fd)
+			w.discard(wf)
 			w.forget(f)
 			return w.fail(f, "write", err)
 		}
@@ -210,7 +222,7 @@ func (w *Writer) begin(f *bacularec.File) error {
 		return nil
 	}
 	if old := w.files[f]; old != nil { // KindFile twice: start over
-		unix.Close(old.fd)
+		w.discard(old)
 		w.forget(f)
 	}
 	if w.opt.Filter != nil && !w.opt.Filter(f) {
@@ -224,17 +236,23 @@ func (w *Writer) begin(f *bacularec.File) error {
 	if err != nil {
 		return w.fail(f, "create", err)
 	}
-	fd := -1
-	err = w.at(rel, true, func(pfd int, name string) error {
-		return w.replace(pfd, name, rel, func() (err error) {
+	fd, tmp := -1, ""
+	err = w.at(rel, true, func(pfd int, name string) (err error) {
+		mk := func(name string) (err error) {
 			fd, err = unix.Openat(pfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 			return err
-		})
+		}
+		if w.opt.Atomic {
+			// Put in place by Commit.
+			tmp, err = w.mkTemp(mk)
+			return err
+		}
+		return w.replace(pfd, name, rel, func() error { return mk(name) })
 	})
 	if err != nil {
 		return w.fail(f, "create", err)
 	}
-	wf := &wfile{fd: fd, rel: rel}
+	wf := &wfile{fd: fd, rel: rel, tmp: tmp}
 	w.files[f] = wf
 	w.lastF, w.lastW = f, wf
 	return nil
@@ -347,7 +365,7 @@ func (w *Writer) end(f *bacularec.File) error {
 func (w *Writer) finishFile(f *bacularec.File, wf *wfile) error {
 	fd := wf.fd
 	if f.Incomplete {
-		unix.Close(fd)
+		w.discard(wf)
 		w.stats.Incomplete++
 		return w.fail(f, "extract", ErrIncomplete)
 	}
@@ -366,6 +384,7 @@ func (w *Writer) finishFile(f *bacularec.File, wf *wfile) error {
 	if e := unix.Close(fd); e != nil && err == nil {
 		err = opErr("close", e)
 	}
+	wf.fd = -1
 	w.stats.Files++
 	if undecoded {
 		w.stats.NotDecoded++
@@ -374,9 +393,32 @@ func (w *Writer) finishFile(f *bacularec.File, wf *wfile) error {
 		}
 	}
 	if err != nil {
+		w.discard(wf)
 		return w.fail(f, "extract", err)
 	}
+	if wf.tmp != "" {
+		if w.pendingIdx == nil {
+			w.pendingIdx = make(map[string]int)
+		}
+		w.pendingIdx[wf.rel] = len(w.pending)
+		w.pending = append(w.pending, pendingFile{f: f, rel: wf.rel, tmp: wf.tmp})
+	} else if w.opt.Placed != nil {
+		w.placed(f, wf.rel)
+	}
 	return nil
+}
+
+// discard closes a file being written and, in atomic mode, removes its
+// temporary name: a failed file leaves nothing behind.
+func (w *Writer) discard(wf *wfile) {
+	if wf.fd >= 0 {
+		unix.Close(wf.fd)
+		wf.fd = -1
+	}
+	if wf.tmp != "" {
+		w.at(wf.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, wf.tmp, 0) })
+		wf.tmp = ""
+	}
 }
 
 func (w *Writer) dir(f *bacularec.File, rel string) error {
@@ -418,7 +460,7 @@ func (w *Writer) dir(f *bacularec.File, rel string) error {
 
 func (w *Writer) symlink(f *bacularec.File, rel string) error {
 	err := w.at(rel, true, func(pfd int, name string) error {
-		err := w.replace(pfd, name, rel, func() error { return unix.Symlinkat(f.Link, pfd, name) })
+		err := w.create(pfd, name, rel, func(name string) error { return unix.Symlinkat(f.Link, pfd, name) })
 		if err != nil {
 			return opErr("symlink", err)
 		}
@@ -443,10 +485,13 @@ func (w *Writer) hardlink(f *bacularec.File, rel string) error {
 		return nil
 	}
 	srcDir, srcName := splitRel(src)
+	if tmp, ok := w.pendingTemp(src); ok {
+		srcName = tmp // its first name is not in place yet
+	}
 	err = w.at(rel, true, func(pfd int, name string) error {
 		spfd, err := w.openDir(srcDir, false)
 		if err == nil {
-			err = w.replace(pfd, name, rel, func() error { return unix.Linkat(spfd, srcName, pfd, name, 0) })
+			err = w.create(pfd, name, rel, func(name string) error { return unix.Linkat(spfd, srcName, pfd, name, 0) })
 		}
 		if err == unix.ENOENT || err == unix.ENOTDIR {
 			err = fmt.Errorf("%w: %s", ErrLinkTarget, quotePath(f.Link))
@@ -478,7 +523,7 @@ func (w *Writer) special(f *bacularec.File, rel string) error {
 	skipped := false
 	err := w.at(rel, true, func(pfd int, name string) error {
 		if typ == unix.S_IFIFO {
-			if err := w.replace(pfd, name, rel, func() error { return unix.Mkfifoat(pfd, name, 0o600) }); err != nil {
+			if err := w.create(pfd, name, rel, func(name string) error { return unix.Mkfifoat(pfd, name, 0o600) }); err != nil {
 				return opErr("mkfifo", err)
 			}
 			// Opening a FIFO read-only and non-blocking neither blocks nor
@@ -495,7 +540,7 @@ func (w *Writer) special(f *bacularec.File, rel string) error {
 			return opErr("mknod", fmt.Errorf("device %d,%d does not fit: %w", major, minor, unix.EOVERFLOW))
 		}
 		dev := int(unix.Mkdev(major, minor))
-		err := w.replace(pfd, name, rel, func() error { return unix.Mknodat(pfd, name, typ|0o600, dev) })
+		err := w.create(pfd, name, rel, func(name string) error { return unix.Mknodat(pfd, name, typ|0o600, dev) })
 		if err == unix.EPERM {
 			skipped = true
 			return nil
@@ -534,6 +579,7 @@ func (w *Writer) delete(f *bacularec.File, rel string) error {
 		if !wantDir {
 			return unix.Unlinkat(pfd, name, 0)
 		}
+		w.flushUnder(rel)
 		err := w.removeTree(pfd, name)
 		w.evict(rel)
 		return err
@@ -628,11 +674,14 @@ func (w *Writer) Close() error {
 	}
 	slices.SortFunc(open, func(a, b *bacularec.File) int { return strings.Compare(a.Path, b.Path) })
 	for _, f := range open {
-		unix.Close(w.files[f].fd)
+		w.discard(w.files[f])
 		w.stats.Incomplete++
 		errs = append(errs, w.fail(f, "extract", ErrIncomplete))
 	}
 	w.files, w.lastF, w.lastW = nil, nil, nil
+	if err := w.Commit(); err != nil {
+		errs = append(errs, err)
+	}
 
 	// Directories made for missing parents whose own record never came
 	// get the default mode, as bextract leaves them.
@@ -757,6 +806,7 @@ func (w *Writer) replace(pfd int, name, rel string, mk func() error) error {
 func (w *Writer) removeEntry(pfd int, name, rel string) error {
 	err := unix.Unlinkat(pfd, name, 0)
 	if err == unix.EISDIR {
+		w.flushUnder(rel)
 		err = unix.Unlinkat(pfd, name, unix.AT_REMOVEDIR)
 		if err == nil {
 			w.evict(rel)

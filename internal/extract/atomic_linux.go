@@ -1,0 +1,288 @@
+//go:build linux
+
+package extract
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/openbrc/brc/bacularec"
+)
+
+// pendingFile is a finished regular file still under its temporary name.
+type pendingFile struct {
+	f   *bacularec.File
+	rel string
+	tmp string
+}
+
+// create makes an entry with mk, replacing whatever is at name. With
+// Options.Atomic, mk makes it under a temporary name that is then renamed
+// over name, so that the path never goes missing or shows a half-made
+// entry.
+func (w *Writer) create(pfd int, name, rel string, mk func(name string) error) error {
+	if !w.opt.Atomic {
+		return w.replace(pfd, name, rel, func() error { return mk(name) })
+	}
+	tmp, err := w.mkTemp(mk)
+	if err != nil {
+		return err
+	}
+	if err := w.install(pfd, tmp, name, rel); err != nil {
+		unix.Unlinkat(pfd, tmp, 0)
+		return err
+	}
+	return nil
+}
+
+// mkTemp runs mk with fresh temporary names until one is free.
+func (w *Writer) mkTemp(mk func(name string) error) (string, error) {
+	for {
+		w.tmpN++
+		tmp := TempPrefix + w.tmpSeed + "." + strconv.FormatUint(w.tmpN, 36)
+		if err := mk(tmp); err != unix.EEXIST {
+			return tmp, err
+		}
+	}
+}
+
+// install renames tmp over name in pfd. A directory in the way is removed
+// first: an empty one always, a non-empty one only with Options.Deletions
+// (see replace).
+func (w *Writer) install(pfd int, tmp, name, rel string) error {
+	err := unix.Renameat(pfd, tmp, pfd, name)
+	if err != unix.EISDIR && err != unix.ENOTEMPTY && err != unix.EEXIST {
+		return err
+	}
+	if err := w.removeEntry(pfd, name, rel); err != nil {
+		if !w.opt.Deletions || !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+		if err := w.removeTree(pfd, name); err != nil {
+			return err
+		}
+		w.evict(rel)
+	}
+	return unix.Renameat(pfd, tmp, pfd, name)
+}
+
+// Commit puts the regular files finished since the last Commit in place
+// (Options.Atomic; without it there is nothing to do). With Options.Sync
+// the file system is flushed first, so after a crash no file can be found
+// under its name without all of its content. Files that cannot be renamed
+// into place are removed and returned as joined *PathErrors.
+//
+// Batching the flush is what makes atomic replication cheap: one syncfs
+// for many files costs about what writing them back costs anyway, where an
+// fsync per file waits for a journal commit each time.
+func (w *Writer) Commit() error {
+	w.commit()
+	errs := w.commitErrs
+	w.commitErrs = nil
+	return joinErrs(errs)
+}
+
+// flushUnder commits the pending files if one of them is rel or below it:
+// rel is about to be removed or replaced, and the files must go in first,
+// as they would have without Options.Atomic.
+func (w *Writer) flushUnder(rel string) {
+	for _, p := range w.pending {
+		if rel == "" || p.rel == rel || strings.HasPrefix(p.rel, rel) && p.rel[len(rel)] == '/' {
+			w.commit()
+			return
+		}
+	}
+}
+
+func (w *Writer) commit() {
+	if len(w.pending) == 0 {
+		return
+	}
+	// Taken out first: putting one in place may remove a directory, and
+	// removeEntry commits what is pending below it.
+	pending := w.pending
+	w.pending = nil
+	clear(w.pendingIdx)
+	var syncErr error
+	if w.opt.Sync {
+		syncErr = w.syncfs()
+	}
+	for _, p := range pending {
+		err := syncErr
+		if err == nil {
+			err = w.at(p.rel, false, func(pfd int, name string) error { return w.install(pfd, p.tmp, name, p.rel) })
+		}
+		if err != nil {
+			w.at(p.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, p.tmp, 0) })
+			w.stats.Files--
+			w.commitErrs = append(w.commitErrs, w.fail(p.f, "rename", err))
+			continue
+		}
+		if w.opt.Placed != nil {
+			w.placed(p.f, p.rel)
+		}
+	}
+	clear(pending)
+	if w.pending == nil {
+		w.pending = pending[:0]
+	}
+}
+
+// pendingTemp returns the temporary name of rel if it waits for Commit.
+func (w *Writer) pendingTemp(rel string) (string, bool) {
+	i, ok := w.pendingIdx[rel]
+	if !ok {
+		return "", false
+	}
+	return w.pending[i].tmp, true
+}
+
+// Pending returns how many finished files wait for Commit.
+func (w *Writer) Pending() int { return len(w.pending) }
+
+func (w *Writer) syncfs() error {
+	fd, err := unix.Openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Syncfs(fd)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return opErr("syncfs", err)
+	}
+	return nil
+}
+
+func (w *Writer) placed(f *bacularec.File, rel string) {
+	if info, err := w.statRel(rel); err == nil {
+		w.opt.Placed(f, info)
+	}
+}
+
+// Info is what the Writer tells of a file under the root: enough to notice
+// that it changed (the state index of a replication target keeps it).
+type Info struct {
+	Mode  uint32 // st_mode
+	Size  int64
+	Dev   uint64
+	Ino   uint64
+	Mtime int64 // nanoseconds
+	Ctime int64 // nanoseconds
+}
+
+// Stat returns what is at the backed-up path p (after StripPrefix),
+// without following a symbolic link, or an error (ENOENT when nothing).
+func (w *Writer) Stat(p string) (Info, error) {
+	rel, err := w.rel(p)
+	if err != nil {
+		return Info{}, err
+	}
+	return w.statRel(rel)
+}
+
+func (w *Writer) statRel(rel string) (Info, error) {
+	var st unix.Stat_t
+	var err error
+	if rel == "" {
+		err = unix.Fstat(w.rootFD, &st)
+	} else {
+		err = w.at(rel, false, func(pfd int, name string) error {
+			return unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW)
+		})
+	}
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Mode: st.Mode, Size: st.Size, Dev: st.Dev, Ino: st.Ino,
+		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
+}
+
+// Open opens the regular file at the backed-up path p for reading, never
+// following a symbolic link.
+func (w *Writer) Open(p string) (*os.File, error) {
+	rel, err := w.rel(p)
+	if err == nil && rel == "" {
+		err = errRootPath
+	}
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	err = w.at(rel, false, func(pfd int, name string) (err error) {
+		fd, err = unix.Openat(pfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		if err == nil {
+			err = fmt.Errorf("%s: not a regular file", quotePath(p))
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), rel), nil
+}
+
+// CopyFrom writes the first n bytes of src into f, which KindFile started
+// and no KindData followed yet: the unchanged start of a file that is
+// being replaced. The copy is made by the kernel (copy_file_range), and
+// shares blocks where the file system can (reflinks).
+func (w *Writer) CopyFrom(f *bacularec.File, src *os.File, n int64) error {
+	wf := w.files[f]
+	if wf == nil {
+		return &PathError{Op: "copy", Path: f.Path, Err: errors.New("file not open")}
+	}
+	var off, dst int64
+	for off < n {
+		m, err := unix.CopyFileRange(int(src.Fd()), &off, wf.fd, &dst, int(min(n-off, 1<<30)), 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && m == 0 {
+			err = fmt.Errorf("%w: source shorter than %d bytes", unix.EIO, n)
+		}
+		if err != nil {
+			w.discard(wf)
+			w.forget(f)
+			return w.fail(f, "copy", err)
+		}
+	}
+	wf.end, wf.phys = n, n
+	return nil
+}
+
+// SetMeta applies f's owner, mode, ACLs, xattrs and times to the regular
+// file already at f's path, whose content is known to be right.
+func (w *Writer) SetMeta(f *bacularec.File) error {
+	rel, err := w.rel(f.Path)
+	if err == nil && rel == "" {
+		err = errRootPath
+	}
+	if err != nil {
+		return w.fail(f, "path", err)
+	}
+	fd := -1
+	err = w.at(rel, false, func(pfd int, name string) (err error) {
+		fd, err = unix.Openat(pfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		return err
+	})
+	if err == nil {
+		err = w.meta(target{fd: fd}, f, false)
+		unix.Close(fd)
+	}
+	if err != nil {
+		return w.fail(f, "extract", err)
+	}
+	w.stats.Files++
+	if w.opt.Placed != nil {
+		w.placed(f, rel)
+	}
+	return nil
+}
