@@ -1,0 +1,236 @@
+package replica
+
+import (
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/openbrc/brc/bacularec"
+)
+
+// Catalog is the persistent record of what each target holds: per job its
+// outcome (JobLog), per regular file its IndexEntry (Index). It lives in
+// one bbolt file in the state directory, on local disk (not on the
+// targets: an NFS mount is no place for a memory-mapped database).
+//
+// bbolt because the catalog is read far more than written (every file of
+// every job looks up its entry; entries are written in batches), must
+// survive crashes without a recovery step (copy-on-write B+tree, one fsync
+// per batch), scales to millions of keys with a flat memory footprint
+// (the OS pages the mapped file), and is a single pure-Go file format with
+// no background compaction to tune.
+type Catalog struct {
+	db *bbolt.DB
+	mu sync.Mutex
+}
+
+var (
+	bFiles = []byte("files")
+	bJobs  = []byte("jobs")
+)
+
+// OpenCatalog opens (creating it if needed) the catalog at path. Only one
+// process may hold it: a second waits up to a second, then fails.
+func OpenCatalog(path string) (*Catalog, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second, FreelistType: bbolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("replica: catalog %s: %w", path, err)
+	}
+	return &Catalog{db: db}, nil
+}
+
+// Close closes the catalog.
+func (c *Catalog) Close() error { return c.db.Close() }
+
+func targetBucket(tx *bbolt.Tx, target string, sub []byte, create bool) (*bbolt.Bucket, error) {
+	name := []byte("target:" + target)
+	if !create {
+		t := tx.Bucket(name)
+		if t == nil {
+			return nil, nil
+		}
+		return t.Bucket(sub), nil
+	}
+	t, err := tx.CreateBucketIfNotExists(name)
+	if err != nil {
+		return nil, err
+	}
+	return t.CreateBucketIfNotExists(sub)
+}
+
+// Done implements JobLog.
+func (c *Catalog) Done(target string, job *bacularec.Job) (bool, error) {
+	var done bool
+	err := c.db.View(func(tx *bbolt.Tx) error {
+		b, _ := targetBucket(tx, target, bJobs, false)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(jobName(job)))
+		if v == nil {
+			return nil
+		}
+		var r JobRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		done = r.Done
+		return nil
+	})
+	return done, err
+}
+
+// Record implements JobLog. A job recorded done stays done: a later
+// failed replay of it does not undo what the target holds.
+func (c *Catalog) Record(target string, job *bacularec.Job, r JobRecord) error {
+	return c.db.Update(func(tx *bbolt.Tx) error {
+		b, err := targetBucket(tx, target, bJobs, true)
+		if err != nil {
+			return err
+		}
+		key := []byte(jobName(job))
+		if v := b.Get(key); v != nil {
+			var old JobRecord
+			if json.Unmarshal(v, &old) == nil {
+				r.Attempts = old.Attempts + 1
+				if old.Done && !r.Done {
+					return nil
+				}
+			}
+		} else {
+			r.Attempts = 1
+		}
+		v, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		return b.Put(key, v)
+	})
+}
+
+// Jobs calls fn with every job recorded for target, in job-name order.
+func (c *Catalog) Jobs(target string, fn func(JobRecord) error) error {
+	return c.db.View(func(tx *bbolt.Tx) error {
+		b, _ := targetBucket(tx, target, bJobs, false)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			var r JobRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("replica: catalog job %q: %w", k, err)
+			}
+			return fn(r)
+		})
+	})
+}
+
+// Files calls fn with every indexed file of target, in path order. The
+// path string is only valid during the call.
+func (c *Catalog) Files(target string, fn func(path string, e *IndexEntry) error) error {
+	return c.db.View(func(tx *bbolt.Tx) error {
+		b, _ := targetBucket(tx, target, bFiles, false)
+		if b == nil {
+			return nil
+		}
+		var e IndexEntry
+		return b.ForEach(func(k, v []byte) error {
+			if err := e.UnmarshalBinary(v); err != nil {
+				return fmt.Errorf("replica: catalog file %q: %w", k, err)
+			}
+			return fn(string(k), &e)
+		})
+	})
+}
+
+// Index returns target's state index. Puts and Deletes are buffered and
+// written in one transaction by Flush (or when many are waiting).
+func (c *Catalog) Index(target string) Index {
+	return &catIndex{c: c, target: target, buf: map[string]*IndexEntry{}}
+}
+
+type catIndex struct {
+	c      *Catalog
+	target string
+	mu     sync.Mutex
+	buf    map[string]*IndexEntry // nil value: delete
+}
+
+const indexBuffer = 20000
+
+func (x *catIndex) Get(path string) (IndexEntry, bool, error) {
+	x.mu.Lock()
+	if e, ok := x.buf[path]; ok {
+		x.mu.Unlock()
+		if e == nil {
+			return IndexEntry{}, false, nil
+		}
+		return *e, true, nil
+	}
+	x.mu.Unlock()
+	var e IndexEntry
+	var found bool
+	err := x.c.db.View(func(tx *bbolt.Tx) error {
+		b, _ := targetBucket(tx, x.target, bFiles, false)
+		if b == nil {
+			return nil
+		}
+		v := b.Get([]byte(path))
+		if v == nil {
+			return nil
+		}
+		found = true
+		return e.UnmarshalBinary(v)
+	})
+	return e, found, err
+}
+
+func (x *catIndex) Put(path string, e IndexEntry) error {
+	x.mu.Lock()
+	x.buf[path] = &e
+	n := len(x.buf)
+	x.mu.Unlock()
+	if n >= indexBuffer {
+		return x.Flush()
+	}
+	return nil
+}
+
+func (x *catIndex) Delete(path string) error {
+	x.mu.Lock()
+	x.buf[path] = nil
+	x.mu.Unlock()
+	return nil
+}
+
+func (x *catIndex) Flush() error {
+	x.mu.Lock()
+	buf := x.buf
+	x.buf = map[string]*IndexEntry{}
+	x.mu.Unlock()
+	if len(buf) == 0 {
+		return nil
+	}
+	return x.c.db.Update(func(tx *bbolt.Tx) error {
+		b, err := targetBucket(tx, x.target, bFiles, true)
+		if err != nil {
+			return err
+		}
+		for p, e := range buf {
+			if e == nil {
+				if err := b.Delete([]byte(p)); err != nil {
+					return err
+				}
+				continue
+			}
+			v, _ := e.MarshalBinary()
+			if err := b.Put([]byte(p), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

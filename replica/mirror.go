@@ -1,0 +1,632 @@
+package replica
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"github.com/zeebo/xxh3"
+
+	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/extract"
+)
+
+// MirrorOptions tune a Mirror.
+type MirrorOptions struct {
+	// StripPrefix is removed from the front of backed-up paths (at a
+	// component boundary) before they are laid out under the root.
+	StripPrefix string
+	// SkipUnchanged compares each regular file with what the target holds
+	// and writes nothing when the content is the same; only metadata that
+	// changed is applied. With an Index, a file whose stat still matches
+	// its entry is compared with the entry's hashes and never read;
+	// otherwise it is read and compared as the content streams by. Either
+	// way, when a file differs, what precedes the first changed chunk is
+	// copied from the old file by the kernel and only the rest is written.
+	SkipUnchanged bool
+	// Verify reads every written file back and checks its BLAKE3 against
+	// the content received; a mismatch is a FileError (ErrVerify), and the
+	// job is not recorded as done, so it is replayed.
+	Verify bool
+	// Index is the target's state index; nil keeps none.
+	Index Index
+	// DeleteRemoved removes, after a Full job that ended OK, everything
+	// under the root that the Full did not contain. The caller is
+	// responsible for allowing it only with a snapshot to roll back to
+	// (see Config.Check).
+	DeleteRemoved bool
+	// NoOwner keeps files owned by the running user.
+	NoOwner bool
+	// CommitFiles and CommitBytes bound what waits under temporary names
+	// before being flushed and renamed into place together (defaults 1000
+	// files, 256 MiB).
+	CommitFiles int
+	CommitBytes int64
+	// Logf receives warnings (metadata not applied ...).
+	Logf func(format string, args ...any)
+	// Now gives the time recorded in index entries (default time.Now).
+	Now func() time.Time
+}
+
+// Mirror is a Target that keeps a 1:1 replica of the backed-up tree under
+// a root directory: /etc/hosts is ROOT/etc/hosts, with its owner, mode,
+// times, ACLs, xattrs, holes, and links, the way "replicad extract" (and
+// bextract) restore it. Full, Incremental and Differential jobs apply in
+// order; accurate-mode deletions remove paths.
+//
+// Every file appears atomically: its content goes to a temporary name in
+// its directory; batches of finished files are flushed to stable storage
+// (syncfs) and then renamed into place, so after a crash a name holds the
+// old file or the whole new one. Nothing is written outside the root:
+// paths with "..", and symbolic links met on the way, are refused (see
+// package internal/extract).
+type Mirror struct {
+	root string
+	opt  MirrorOptions
+
+	w       *extract.Writer
+	job     *bacularec.Job
+	stats   Stats
+	pendB   int64
+	written map[*bacularec.File]*writtenFile
+	errs    []error // from Placed, returned by the next Put or End
+	seen    map[uint64]struct{}
+	buf     []byte
+	fatal   error
+}
+
+type writtenFile struct {
+	sum    [32]byte
+	chunks [][32]byte
+	verify bool // read it back when placed
+}
+
+// NewMirror returns a Mirror of root. Nothing is touched before Begin.
+func NewMirror(root string, opt MirrorOptions) *Mirror {
+	if opt.CommitFiles <= 0 {
+		opt.CommitFiles = 1000
+	}
+	if opt.CommitBytes <= 0 {
+		opt.CommitBytes = 256 << 20
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Mirror{root: root, opt: opt}
+}
+
+// Root returns the target's root directory.
+func (m *Mirror) Root() string { return m.root }
+
+// Stats implements StatsReporter.
+func (m *Mirror) Stats() Stats { return m.stats }
+
+// Begin implements Target. It checks that the root can be written to: a
+// read-only, full or forbidden root fails the target now.
+func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
+	if m.w != nil {
+		if err := m.closeWriter(); err != nil && IsTargetFailure(err) {
+			return err
+		}
+	}
+	if err := os.MkdirAll(m.root, 0o755); err != nil {
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	probe, err := os.CreateTemp(m.root, extract.TempPrefix+"probe-*")
+	if err != nil {
+		return fmt.Errorf("%w: root not writable: %w", ErrTargetFailed, err)
+	}
+	probe.Close()
+	os.Remove(probe.Name())
+	w, err := extract.New(m.root, extract.Options{
+		Atomic: true, Sync: true, Deletions: true,
+		NoOwner:     m.opt.NoOwner,
+		StripPrefix: m.opt.StripPrefix,
+		Placed:      m.placed,
+		Logf:        m.opt.Logf,
+		// A directory that was a symbolic link in an earlier job: the
+		// link is ours (the replica's), replacing it is what the backup
+		// says.
+		ReplaceSymlink: func(string) bool { return true },
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	m.w, m.job, m.fatal = w, job, nil
+	m.written = map[*bacularec.File]*writtenFile{}
+	m.seen = nil
+	if m.opt.DeleteRemoved && job.Level == 'F' {
+		m.seen = map[uint64]struct{}{}
+	}
+	return ctx.Err()
+}
+
+// Put implements Target.
+func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
+	if m.w == nil {
+		drain(c)
+		return ErrClosed
+	}
+	if m.seen != nil {
+		m.seen[pathKey(f.Path)] = struct{}{}
+	}
+	var err error
+	switch f.Type {
+	case bacularec.TypeReg, bacularec.TypeRegEmpty, bacularec.TypeFIFO, bacularec.TypeRaw:
+		err = m.putFile(f, c)
+	default:
+		if err = drain(c); err == nil {
+			err = m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
+		}
+		if err == nil {
+			m.stats.Files++
+			if f.Type == bacularec.TypeDeleted {
+				m.stats.Deleted++
+				if m.opt.Index != nil {
+					m.opt.Index.Delete(strings.TrimSuffix(f.Path, "/"))
+				}
+			}
+		}
+	}
+	errs := []error{m.classify(f, err)}
+	if m.w.Pending() >= m.opt.CommitFiles || m.pendB >= m.opt.CommitBytes {
+		errs = append(errs, m.commit())
+	}
+	errs = append(errs, m.takeErrs())
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// classify turns a Writer error into a FileError, or a target failure
+// when nothing more can be written.
+func (m *Mirror) classify(f *bacularec.File, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrLagging) {
+		return err
+	}
+	if extract.IsFatal(err) || isFatalErrno(err) {
+		m.fatal = err
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	var fes []error
+	for _, e := range flatten(err) {
+		path := f.Path
+		var pe *extract.PathError
+		if errors.As(e, &pe) {
+			path = pe.Path
+		}
+		fes = append(fes, &FileError{Path: path, Err: e})
+	}
+	m.stats.Errors += int64(len(fes))
+	return errors.Join(fes...)
+}
+
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+func (m *Mirror) commit() error {
+	m.pendB = 0
+	return m.w.Commit()
+}
+
+func (m *Mirror) takeErrs() error {
+	err := errors.Join(m.errs...)
+	m.errs = nil
+	return err
+}
+
+// putFile writes a regular file, or with SkipUnchanged first compares it
+// with what is there.
+func (m *Mirror) putFile(f *bacularec.File, c Content) error {
+	var h *hasher
+	if m.opt.Index != nil || m.opt.Verify || m.opt.SkipUnchanged {
+		h = newHasher()
+	}
+	if m.opt.SkipUnchanged && (f.Type == bacularec.TypeReg || f.Type == bacularec.TypeRegEmpty) {
+		if cmp := m.comparer(f); cmp != nil {
+			defer cmp.close()
+			return m.compare(f, c, h, cmp)
+		}
+	}
+	if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindFile, File: f}); err != nil {
+		drain(c)
+		return err
+	}
+	return m.write(f, c, h)
+}
+
+// write streams the rest of c into f (started with KindFile) and
+// finishes it.
+func (m *Mirror) write(f *bacularec.File, c Content, h *hasher) error {
+	for {
+		off, p, err := c.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			f.Incomplete = true // the Writer drops the temporary file
+			m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
+			return err
+		}
+		if h != nil {
+			h.write(off, p)
+		}
+		if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindData, File: f, Offset: off, Data: p}); err != nil {
+			drain(c)
+			return err
+		}
+		m.stats.Bytes += int64(len(p))
+		m.pendB += int64(len(p))
+	}
+	if h != nil {
+		sum, chunks := h.finish(f.Stat.Size)
+		m.written[f] = &writtenFile{sum: sum, chunks: chunks, verify: m.opt.Verify}
+	}
+	if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f}); err != nil {
+		delete(m.written, f)
+		return err
+	}
+	m.stats.Files++
+	if f.DigestErr != nil {
+		return f.DigestErr // written as the backup holds it, but reported
+	}
+	return nil
+}
+
+// comparison is the state of comparing a file with the target's copy.
+type comparison struct {
+	old     *os.File // the copy, when it must be read (nil: trust the index)
+	entry   IndexEntry
+	trusted bool
+}
+
+func (c *comparison) close() {
+	if c.old != nil {
+		c.old.Close()
+	}
+}
+
+// comparer says how f can be compared with the target's copy, or nil when
+// it cannot be the same (missing, another type or size).
+func (m *Mirror) comparer(f *bacularec.File) *comparison {
+	info, err := m.w.Stat(f.Path)
+	if err != nil || info.Mode&0o170000 != 0o100000 || info.Size != f.Stat.Size {
+		return nil
+	}
+	c := &comparison{}
+	if m.opt.Index != nil {
+		if e, ok, err := m.opt.Index.Get(pathKey2(f.Path)); err == nil && ok &&
+			e.Size == info.Size && e.Mtime == info.Mtime && e.Ctime == info.Ctime &&
+			e.Ino == info.Ino && e.Dev == info.Dev && int64(len(e.Chunks)) == (e.Size+ChunkSize-1)/ChunkSize {
+			c.entry, c.trusted = e, true
+			return c
+		}
+	}
+	old, err := m.w.Open(f.Path)
+	if err != nil {
+		return nil
+	}
+	c.old = old
+	return c
+}
+
+// compare streams c through the hasher chunk by chunk, checking each
+// chunk against the target's copy. At the first difference it starts a
+// new file with the equal part copied from the old one and writes the
+// rest.
+func (m *Mirror) compare(f *bacularec.File, c Content, h *hasher, cmp *comparison) error {
+	if m.buf == nil {
+		m.buf = make([]byte, 0, ChunkSize)
+	}
+	cb := m.buf[:0]
+	var old []byte
+	chunk := 0
+	same := true
+	// flush checks the full (or last) chunk in cb.
+	flush := func() error {
+		h.add(cb)
+		if cmp.trusted {
+			same = h.chunks[chunk] == cmp.entry.Chunks[chunk]
+		} else {
+			if cap(old) < len(cb) {
+				old = make([]byte, ChunkSize)
+			}
+			n, err := cmp.old.ReadAt(old[:len(cb)], int64(chunk)*ChunkSize)
+			same = n == len(cb) && bytes.Equal(old[:n], cb) && (err == nil || err == io.EOF)
+		}
+		if !same {
+			return nil
+		}
+		chunk++
+		cb = cb[:0]
+		return nil
+	}
+	// feed appends p (logical bytes) to cb, flushing full chunks, and
+	// returns the part of p not consumed once a difference was found.
+	feed := func(p []byte) []byte {
+		for len(p) > 0 && same {
+			n := min(len(p), ChunkSize-len(cb))
+			cb = append(cb, p[:n]...)
+			p = p[n:]
+			if len(cb) == ChunkSize {
+				flush()
+			}
+		}
+		return p
+	}
+	pos := int64(0)
+	fill := func(to int64) {
+		for pos < to && same {
+			n := min(to-pos, int64(len(zeros)))
+			rest := feed(zeros[:n])
+			pos += n - int64(len(rest))
+		}
+	}
+	var rest []byte
+	restOff := int64(0)
+	for same {
+		off, p, err := c.Next()
+		if err == io.EOF {
+			fill(f.Stat.Size)
+			if same && len(cb) > 0 {
+				flush()
+			}
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if off < pos {
+			same = false // overlapping pieces: write it plainly
+			rest, restOff = p, off
+			break
+		}
+		fill(off)
+		if !same {
+			rest, restOff = p, off
+			break
+		}
+		r := feed(p)
+		pos += int64(len(p) - len(r))
+		if !same {
+			rest, restOff = r, pos
+		}
+	}
+	if same {
+		// Unchanged content: at most the metadata to apply.
+		m.stats.Skipped++
+		sum, chunks := h.finish(f.Stat.Size)
+		if cmp.trusted && cmp.entry.Meta == metaHash(f) {
+			m.stats.Files++
+			return nil
+		}
+		m.written[f] = &writtenFile{sum: sum, chunks: chunks}
+		if err := m.w.SetMeta(f); err != nil {
+			delete(m.written, f)
+			return err
+		}
+		return nil
+	}
+	// Changed from chunk on: copy the equal part, write the rest.
+	if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindFile, File: f}); err != nil {
+		drain(c)
+		return err
+	}
+	start := int64(chunk) * ChunkSize
+	if start > 0 {
+		src := cmp.old
+		if src == nil {
+			var err error
+			if src, err = m.w.Open(f.Path); err != nil {
+				drain(c)
+				f.Incomplete = true
+				m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
+				return err
+			}
+			defer src.Close()
+		}
+		if err := m.w.CopyFrom(f, src, start); err != nil {
+			drain(c)
+			return err
+		}
+	}
+	// The chunk being compared has been hashed already (flush); the
+	// hasher must see the rest only.
+	if len(cb) > 0 {
+		if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindData, File: f, Offset: start, Data: cb}); err != nil {
+			drain(c)
+			return err
+		}
+		m.stats.Bytes += int64(len(cb))
+	}
+	if len(rest) > 0 {
+		h.write(restOff, rest)
+		if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindData, File: f, Offset: restOff, Data: rest}); err != nil {
+			drain(c)
+			return err
+		}
+		m.stats.Bytes += int64(len(rest))
+	}
+	return m.write(f, c, h)
+}
+
+// placed is called by the Writer when a regular file is in place.
+func (m *Mirror) placed(f *bacularec.File, info extract.Info) {
+	wf := m.written[f]
+	if wf == nil {
+		return
+	}
+	delete(m.written, f)
+	if wf.verify {
+		if err := m.verify(f, wf.sum); err != nil {
+			m.stats.Errors++
+			m.errs = append(m.errs, &FileError{Path: f.Path, Err: err})
+			if m.opt.Index != nil {
+				m.opt.Index.Delete(pathKey2(f.Path))
+			}
+			return
+		}
+	}
+	if m.opt.Index == nil {
+		return
+	}
+	e := IndexEntry{Size: info.Size, Mtime: info.Mtime, Ctime: info.Ctime, Dev: info.Dev, Ino: info.Ino,
+		Meta: metaHash(f), Sum: wf.sum, Chunks: wf.chunks, Time: m.opt.Now().Unix()}
+	if f.Job != nil {
+		e.JobID = f.Job.JobID
+	}
+	if err := m.opt.Index.Put(pathKey2(f.Path), e); err != nil {
+		m.errs = append(m.errs, fmt.Errorf("%w: index: %w", ErrTargetFailed, err))
+	}
+}
+
+// verify reads f back from the target and compares its BLAKE3 with sum.
+func (m *Mirror) verify(f *bacularec.File, sum [32]byte) error {
+	r, err := m.w.Open(f.Path)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	defer r.Close()
+	h := blake3.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return fmt.Errorf("%w: %w", ErrVerify, err)
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	if got != sum {
+		return fmt.Errorf("%w: content read back differs from what was written", ErrVerify)
+	}
+	return nil
+}
+
+// End implements Target: the job's files are put in place, directory
+// metadata applied, the file system flushed, and with DeleteRemoved after
+// a Full that ended OK, what the Full did not contain removed.
+func (m *Mirror) End(ctx context.Context, job *bacularec.Job) error {
+	if m.w == nil {
+		return ErrClosed
+	}
+	errs := []error{m.closeWriter()}
+	if m.seen != nil && job.OK() && job.Level == 'F' && !IsTargetFailure(errs[0]) {
+		errs = append(errs, m.deleteRemoved())
+	}
+	m.seen = nil
+	if m.opt.Index != nil {
+		if err := m.opt.Index.Flush(); err != nil {
+			errs = append(errs, fmt.Errorf("%w: index: %w", ErrTargetFailed, err))
+		}
+	}
+	errs = append(errs, m.takeErrs())
+	return errors.Join(errs...)
+}
+
+func (m *Mirror) closeWriter() error {
+	w := m.w
+	m.w = nil
+	err := w.Close()
+	if err == nil {
+		return m.takeErrs()
+	}
+	if m.fatal != nil || extract.IsFatal(err) {
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	var fes []error
+	for _, e := range flatten(err) {
+		var pe *extract.PathError
+		if errors.As(e, &pe) {
+			fes = append(fes, &FileError{Path: pe.Path, Err: e})
+		} else {
+			return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+		}
+	}
+	m.stats.Errors += int64(len(fes))
+	return errors.Join(append(fes, m.takeErrs())...)
+}
+
+// Close implements io.Closer: files finished in a job that did not end
+// are put in place; the rest of the job is left to a replay.
+func (m *Mirror) Close() error {
+	if m.w == nil {
+		return nil
+	}
+	return m.closeWriter()
+}
+
+// deleteRemoved removes what the Full did not contain.
+func (m *Mirror) deleteRemoved() error {
+	var errs []error
+	prefix := strings.TrimSuffix(m.opt.StripPrefix, "/")
+	var walk func(dir, rel string)
+	walk = func(dir, rel string) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, &FileError{Path: "/" + rel, Err: err})
+			return
+		}
+		for _, d := range ents {
+			name := d.Name()
+			if strings.HasPrefix(name, extract.TempPrefix) {
+				continue
+			}
+			r := name
+			if rel != "" {
+				r = rel + "/" + name
+			}
+			p := filepath.Join(dir, name)
+			if _, ok := m.seen[pathKey(prefix+"/"+r)]; !ok {
+				if err := os.RemoveAll(p); err != nil {
+					errs = append(errs, &FileError{Path: prefix + "/" + r, Err: err})
+					continue
+				}
+				m.stats.Deleted++
+				if m.opt.Index != nil {
+					m.opt.Index.Delete(prefix + "/" + r)
+				}
+				continue
+			}
+			if d.Type()&fs.ModeType == fs.ModeDir {
+				walk(p, r)
+			}
+		}
+	}
+	walk(m.root, "")
+	return errors.Join(errs...)
+}
+
+// pathKey identifies a backed-up path (directories lose their trailing
+// slash) in the set of paths a Full contained.
+func pathKey(p string) uint64 {
+	if len(p) > 1 {
+		p = strings.TrimSuffix(p, "/")
+	}
+	return xxh3.HashString(p)
+}
+
+// pathKey2 is the index key of a path: as backed up, without a trailing
+// slash.
+func pathKey2(p string) string {
+	if len(p) > 1 {
+		return strings.TrimSuffix(p, "/")
+	}
+	return p
+}

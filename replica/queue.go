@@ -1,0 +1,268 @@
+package replica
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"github.com/openbrc/brc/bacularec"
+)
+
+// msgKind is what a queued message carries from the reader to a target.
+type msgKind uint8
+
+const (
+	mBegin   msgKind = iota + 1 // job start
+	mFile                       // a file's attributes
+	mData                       // a piece of content
+	mFileEnd                    // the file complete (ACLs, xattrs, digest)
+	mJobEnd                     // job end label
+	mCut                        // nothing more comes for this target in this pass
+)
+
+type msg struct {
+	kind  msgKind
+	job   *bacularec.Job // identifies the job (the reader's, still changing)
+	label *bacularec.Job // mBegin, mJobEnd: a copy of the job as of the label
+	// spooled: read back from the spool, so job, label and file are this
+	// target's own copies.
+	spooled bool
+	file    *bacularec.File
+	off     int64
+	data    []byte
+}
+
+// msgOverhead is what a message costs in memory besides its data.
+const msgOverhead = 128
+
+func (m *msg) cost() int64 { return int64(len(m.data)) + msgOverhead }
+
+// errQueueFull: the message fits neither in memory nor in the spool.
+var errQueueFull = errors.New("replica: queue full")
+
+// queue carries the messages of one target in order: in memory up to
+// memLimit bytes, then in a spool file up to spoolLimit bytes. Once
+// anything is spooled, everything after it is spooled too until the
+// target has read the spool back, so the order never changes: what is in
+// memory is always older than what is in the spool.
+type queue struct {
+	mu         sync.Mutex
+	cond       *sync.Cond
+	mem        []msg
+	head       int
+	memBytes   int64
+	memLimit   int64
+	spoolDir   string
+	spoolLimit int64
+	spool      *os.File
+	wOff, rOff int64
+	spooled    int
+	closed     bool
+
+	// stats
+	maxSpool int64
+}
+
+func newQueue(memLimit int64, spoolDir string, spoolLimit int64) *queue {
+	q := &queue{memLimit: memLimit, spoolDir: spoolDir, spoolLimit: spoolLimit}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// push appends m. When it fits nowhere it returns errQueueFull, or with
+// wait, waits for room (force ignores the limits: control messages).
+func (q *queue) push(m msg, wait, force bool) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		if q.closed {
+			return ErrClosed
+		}
+		c := m.cost()
+		if force || q.spooled == 0 && (q.memBytes+c <= q.memLimit || len(q.mem) == q.head) {
+			q.mem = append(q.mem, m)
+			q.memBytes += c
+			q.cond.Broadcast()
+			return nil
+		}
+		if q.spoolDir != "" && q.wOff+c <= q.spoolLimit {
+			if err := q.spoolWrite(m); err != nil {
+				return err
+			}
+			q.spooled++
+			q.cond.Broadcast()
+			return nil
+		}
+		if !wait {
+			return errQueueFull
+		}
+		q.cond.Wait()
+	}
+}
+
+// pop returns the next message, waiting for one; false once the queue is
+// closed and empty.
+func (q *queue) pop() (msg, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for {
+		if q.head < len(q.mem) {
+			m := q.mem[q.head]
+			q.mem[q.head] = msg{}
+			q.head++
+			q.memBytes -= m.cost()
+			if q.head == len(q.mem) {
+				q.mem, q.head = q.mem[:0], 0
+			}
+			q.cond.Broadcast()
+			return m, nil
+		}
+		if q.spooled > 0 {
+			m, err := q.spoolRead()
+			if err != nil {
+				return msg{}, err
+			}
+			q.spooled--
+			if q.spooled == 0 {
+				// Read back entirely: start the file over.
+				q.wOff, q.rOff = 0, 0
+				if err := q.spool.Truncate(0); err != nil {
+					return msg{}, err
+				}
+			}
+			q.cond.Broadcast()
+			return m, nil
+		}
+		if q.closed {
+			return msg{}, io.EOF
+		}
+		q.cond.Wait()
+	}
+}
+
+// close wakes everyone; pop drains what is queued, then returns io.EOF.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.cond.Broadcast()
+	q.mu.Unlock()
+}
+
+// release removes the spool file.
+func (q *queue) release() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.spool != nil {
+		os.Remove(q.spool.Name())
+		q.spool.Close()
+		q.spool = nil
+	}
+}
+
+// spooledBytes is the size of the spool file.
+func (q *queue) spooledBytes() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.wOff - q.rOff
+}
+
+// Spool records: u32 length, then kind, then for data u64 offset and the
+// bytes, for the others a JSON document of the job or file. The spool is
+// private to one process (it is truncated when read back and removed at
+// the end), so its format needs no version.
+func (q *queue) spoolWrite(m msg) error {
+	if q.spool == nil {
+		f, err := os.CreateTemp(q.spoolDir, "spool-*")
+		if err != nil {
+			return fmt.Errorf("replica: spool: %w", err)
+		}
+		q.spool = f
+	}
+	var body []byte
+	switch m.kind {
+	case mData:
+		body = binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.data)), uint64(m.off))
+		body = append(body, m.data...)
+	case mBegin, mJobEnd:
+		b, err := json.Marshal(m.label)
+		if err != nil {
+			return err
+		}
+		body = b
+	default:
+		b, err := json.Marshal(spoolFileOf(m.file))
+		if err != nil {
+			return err
+		}
+		body = b
+	}
+	rec := make([]byte, 5, 5+len(body))
+	binary.BigEndian.PutUint32(rec, uint32(len(body)))
+	rec[4] = byte(m.kind)
+	rec = append(rec, body...)
+	if _, err := q.spool.WriteAt(rec, q.wOff); err != nil {
+		return fmt.Errorf("replica: spool: %w", err)
+	}
+	q.wOff += int64(len(rec))
+	q.maxSpool = max(q.maxSpool, q.wOff)
+	return nil
+}
+
+func (q *queue) spoolRead() (msg, error) {
+	var hdr [5]byte
+	if _, err := q.spool.ReadAt(hdr[:], q.rOff); err != nil {
+		return msg{}, fmt.Errorf("replica: spool: %w", err)
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := q.spool.ReadAt(body, q.rOff+5); err != nil {
+		return msg{}, fmt.Errorf("replica: spool: %w", err)
+	}
+	q.rOff += 5 + int64(len(body))
+	m := msg{kind: msgKind(hdr[4]), spooled: true}
+	switch m.kind {
+	case mData:
+		m.off = int64(binary.BigEndian.Uint64(body))
+		m.data = body[8:]
+	case mBegin, mJobEnd:
+		m.label = new(bacularec.Job)
+		if err := json.Unmarshal(body, m.label); err != nil {
+			return msg{}, err
+		}
+	default:
+		var sf spoolFile
+		if err := json.Unmarshal(body, &sf); err != nil {
+			return msg{}, err
+		}
+		m.file = sf.file()
+	}
+	return m, nil
+}
+
+// spoolFile is a bacularec.File as spooled: the job is the one of the
+// enclosing mBegin, and a digest error becomes its text.
+type spoolFile struct {
+	F         bacularec.File
+	DigestErr string
+}
+
+func spoolFileOf(f *bacularec.File) spoolFile {
+	sf := spoolFile{F: *f}
+	sf.F.Job = nil
+	if f.DigestErr != nil {
+		sf.DigestErr = f.DigestErr.Error()
+		sf.F.DigestErr = nil
+	}
+	return sf
+}
+
+func (sf *spoolFile) file() *bacularec.File {
+	f := sf.F
+	if sf.DigestErr != "" {
+		f.DigestErr = errors.New(sf.DigestErr)
+	}
+	return &f
+}
