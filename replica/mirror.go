@@ -156,7 +156,7 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 		return ErrClosed
 	}
 	if m.seen != nil {
-		m.seen[pathKey(f.Path)] = struct{}{}
+		m.see(f.Path)
 	}
 	var err error
 	switch f.Type {
@@ -345,6 +345,9 @@ func (m *Mirror) compare(f *bacularec.File, c Content, h *hasher, cmp *compariso
 	// flush checks the full (or last) chunk in cb.
 	flush := func() error {
 		h.add(cb)
+		if h.inCh > 0 {
+			h.endChunk() // the last, partial chunk
+		}
 		if cmp.trusted {
 			same = h.chunks[chunk] == cmp.entry.Chunks[chunk]
 		} else {
@@ -541,9 +544,8 @@ func (m *Mirror) End(ctx context.Context, job *bacularec.Job) error {
 }
 
 func (m *Mirror) closeWriter() error {
-	w := m.w
+	err := m.w.Close() // commits: placed still uses m.w
 	m.w = nil
-	err := w.Close()
 	if err == nil {
 		return m.takeErrs()
 	}
@@ -611,6 +613,24 @@ func (m *Mirror) deleteRemoved() error {
 	}
 	walk(m.root, "")
 	return errors.Join(errs...)
+}
+
+// see records p and its ancestors (a Full contains the directories above
+// its FileSet's top only implicitly) as contained in the Full.
+func (m *Mirror) see(p string) {
+	for {
+		k := pathKey(p)
+		if _, ok := m.seen[k]; ok {
+			return
+		}
+		m.seen[k] = struct{}{}
+		p = strings.TrimSuffix(p, "/")
+		i := strings.LastIndexByte(p, '/')
+		if i <= 0 {
+			return
+		}
+		p = p[:i]
+	}
 }
 
 // pathKey identifies a backed-up path (directories lose their trailing
