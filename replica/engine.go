@@ -110,6 +110,7 @@ type TargetSummary struct {
 	Name      string
 	Files     int64 // file records sent and applied
 	Bytes     int64 // content bytes sent
+	Written   int64 // content bytes the target wrote (targets that count them)
 	Skipped   int64 // unchanged files not rewritten (targets that count them)
 	Failed    int64 // files not replicated
 	FailedIDs []string
@@ -313,6 +314,9 @@ func (e *Engine) pass(ctx context.Context, open Source, run []*dest, sum *Summar
 	wg.Wait()
 	for _, d := range run {
 		d.sum.MaxSpool = max(d.sum.MaxSpool, d.q.maxSpool)
+		if sr, ok := d.Target.(StatsReporter); ok {
+			d.sum.Written = sr.Stats().Bytes
+		}
 		d.q.release()
 		d.failed = cmp.Or(d.pumpErr, d.pushErr)
 		d.left = map[string]bool{}

@@ -87,6 +87,12 @@ func (m *Memory) Put(ctx context.Context, f *bacularec.File, content Content) er
 			n += int64(len(p))
 		}
 	}
+	if !safePath(f.Path) || f.Type == bacularec.TypeLinkSaved && !safePath(f.Link) {
+		m.mu.Lock()
+		m.stats.Errors++
+		m.mu.Unlock()
+		return &FileError{Path: f.Path, Err: ErrUnsafePath}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	key := memKey(f.Path)
@@ -98,6 +104,7 @@ func (m *Memory) Put(ctx context.Context, f *bacularec.File, content Content) er
 			}
 		}
 		m.stats.Deleted++
+		m.stats.Files++
 		return nil
 	case bacularec.TypeLinkSaved:
 		first := m.files[memKey(f.Link)]
@@ -169,4 +176,18 @@ func (m *Memory) Jobs() []bacularec.Job {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.jobs)
+}
+
+// safePath reports whether p is an absolute path without "." or ".."
+// components or NUL: the paths a Target may hold.
+func safePath(p string) bool {
+	if !strings.HasPrefix(p, "/") || strings.IndexByte(p, 0) >= 0 {
+		return false
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == ".." || c == "." {
+			return false
+		}
+	}
+	return true
 }

@@ -193,8 +193,9 @@ func (m *Mirror) classify(f *bacularec.File, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, ErrLagging) {
-		return err
+	var ce *contentError
+	if errors.Is(err, ErrLagging) || errors.As(err, &ce) {
+		return err // the stream, not the file: the engine replays the job
 	}
 	if extract.IsFatal(err) || isFatalErrno(err) {
 		m.fatal = err
@@ -207,11 +208,23 @@ func (m *Mirror) classify(f *bacularec.File, err error) error {
 		if errors.As(e, &pe) {
 			path = pe.Path
 		}
+		switch {
+		case errors.Is(e, extract.ErrLinkTarget):
+			e = fmt.Errorf("%w: %w", ErrLinkTarget, e)
+		case errors.Is(e, extract.ErrUnsafePath):
+			e = fmt.Errorf("%w: %w", ErrUnsafePath, e)
+		}
 		fes = append(fes, &FileError{Path: path, Err: e})
 	}
 	m.stats.Errors += int64(len(fes))
 	return errors.Join(fes...)
 }
+
+// contentError is a failure to read a file's content from the stream.
+type contentError struct{ err error }
+
+func (e *contentError) Error() string { return e.err.Error() }
+func (e *contentError) Unwrap() error { return e.err }
 
 func flatten(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -264,9 +277,8 @@ func (m *Mirror) write(f *bacularec.File, c Content, h *hasher) error {
 			break
 		}
 		if err != nil {
-			f.Incomplete = true // the Writer drops the temporary file
-			m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
-			return err
+			m.w.Abort(f) // f is shared with the other targets: not f.Incomplete
+			return &contentError{err}
 		}
 		if h != nil {
 			h.write(off, p)
@@ -442,8 +454,7 @@ func (m *Mirror) compare(f *bacularec.File, c Content, h *hasher, cmp *compariso
 			var err error
 			if src, err = m.w.Open(f.Path); err != nil {
 				drain(c)
-				f.Incomplete = true
-				m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
+				m.w.Abort(f)
 				return err
 			}
 			defer src.Close()

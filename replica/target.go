@@ -87,6 +87,9 @@ var (
 	ErrUnsafeDelete = errors.New("replica: delete_removed needs a snapshot backend or delete_removed_unsafe")
 	// ErrVerify: a file read back after writing did not match.
 	ErrVerify = errors.New("replica: verification failed")
+	// ErrUnsafePath: a path would leave the target's root (".." or NUL),
+	// or crosses a symbolic link on the target.
+	ErrUnsafePath = errors.New("replica: unsafe path")
 	// ErrLinkTarget: the first name of a hard link is not on the target.
 	ErrLinkTarget = errors.New("replica: hard link target not replicated")
 	// ErrClosed: the target or engine was used after Close.

@@ -5,6 +5,7 @@
 //
 //	replicad extract -o DIR [-job JOBID] [flags] VOLUME...
 //	replicad ls [-json] [flags] VOLUME...
+//	replicad replicate [-c FILE] [-replay] [flags] VOLUME...
 //
 // Volumes are files (File devices or FIFO captures), read in the order
 // given, so a job that spans volumes is read from all of them.
@@ -34,6 +35,7 @@ const usage = `usage: replicad <command> [flags] VOLUME...
 commands:
   extract   rebuild the files of the volumes under a directory, with their metadata
   ls        list the volume labels, jobs and files of the volumes
+  replicate replicate the jobs of the volumes to the targets of a configuration file
 
 Run "replicad <command> -h" for the flags of a command.
 `
@@ -51,6 +53,8 @@ func main() {
 		err = cmdExtract(ctx, os.Args[2:])
 	case "ls":
 		err = cmdLs(os.Args[2:])
+	case "replicate":
+		err = cmdReplicate(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

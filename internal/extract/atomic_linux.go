@@ -286,3 +286,13 @@ func (w *Writer) SetMeta(f *bacularec.File) error {
 	}
 	return nil
 }
+
+// Abort drops f, started by KindFile: what was written of it is removed
+// in atomic mode (closed and left as is otherwise), and its remaining
+// items are ignored.
+func (w *Writer) Abort(f *bacularec.File) {
+	if wf := w.files[f]; wf != nil {
+		w.discard(wf)
+		w.forget(f)
+	}
+}
