@@ -8,8 +8,17 @@
 //
 //	bacularec            streaming reader of Bacula (and Bareos) volumes: blocks,
 //	                     records, labels, sessions, attributes, data streams
+//	replica              the Target interface, the fan-out Engine, Mirror and
+//	                     in-memory targets, bandwidth limits, the bbolt Catalog;
+//	                     replica/replicatest is the conformance suite
+//	crypt                AES-256-GCM STREAM encryption at rest, key sources
+//	snapshot             lvm, zfs and btrfs snapshots with rollback
+//	failover             health checks, promote and demote hooks
+//	report               RPO/RTO compliance reports (JSON and Markdown)
 //	internal/extract     writes the files read by bacularec under a root directory,
 //	                     with full metadata, never outside it
+//	internal/config      replicad's key=value configuration file
+//	internal/run         the Runner interface for external commands
 //	internal/listing     renders volume contents as text or JSON lines
 //	internal/lzo         clean-room LZO1X decoder (Bacula's LZO compression)
 //	internal/fastlz      clean-room FastLZ decoder and Bareos' block container

@@ -1,0 +1,36 @@
+// Package replica replicates the files of Bacula jobs, read by package
+// bacularec, to one or more targets.
+//
+// A Target (Begin, Put, End) is a place files land: Mirror keeps a 1:1
+// replica of the backed-up tree under a directory, Memory keeps it in
+// memory for tests. Wrappers such as Limit (bandwidth) implement Unwrapper.
+// Every Target passes the conformance suite in replica/replicatest.
+//
+// The Engine reads the volumes once and drives every target at once, each
+// on its own goroutine behind its own queue: in memory up to
+// Destination.QueueBytes, then in a spool file up to SpoolBytes. A slow
+// target never slows the others: past its spool it is lagging, stops
+// receiving the stream, and once the pass is over its unfinished job is
+// replayed to it from the volumes. A target that fails (disk full,
+// read-only, I/O error, mount gone) fails alone and is retried with
+// backoff (RetryPolicy), the same way. The reader waits only when every
+// target is full. Jobs interleaved in the volumes (concurrent jobs) reach
+// targets one after the other.
+//
+// The Catalog (one bbolt file in the state directory) records per target
+// the outcome of each job (JobLog: a second run sends nothing twice) and,
+// per regular file, what was written (Index: size, times, inode, metadata
+// hash, BLAKE3 of the content and of each 1 MiB chunk), so that with
+// MirrorOptions.SkipUnchanged an unchanged file costs a stat.
+//
+// # Crash safety
+//
+// A Mirror writes each regular file under a temporary name in its
+// directory (extract.TempPrefix), flushes batches of them with syncfs and
+// only then renames them into place: after a crash or kill -9 a name holds
+// the old file or the whole new one, never a torn one. The JobLog marks a
+// job done only after End returned, so an interrupted job is replayed by
+// the next run. Temporary names left by an interruption are not removed
+// automatically yet: anything named extract.TempPrefix+"*" under a target
+// root may be deleted while no replication runs.
+package replica
