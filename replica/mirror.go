@@ -56,6 +56,11 @@ type MirrorOptions struct {
 	Now func() time.Time
 }
 
+// VersionsDir is the directory under a target's root that holds the
+// previous versions of files (mode = retention). A Mirror never deletes it
+// (delete_removed), and backed-up paths under /.brc-versions are refused.
+const VersionsDir = ".brc-versions"
+
 // Mirror is a Target that keeps a 1:1 replica of the backed-up tree under
 // a root directory: /etc/hosts is ROOT/etc/hosts, with its owner, mode,
 // times, ACLs, xattrs, holes, and links, the way "replicad extract" (and
@@ -598,7 +603,7 @@ func (m *Mirror) deleteRemoved() error {
 		}
 		for _, d := range ents {
 			name := d.Name()
-			if strings.HasPrefix(name, extract.TempPrefix) {
+			if strings.HasPrefix(name, extract.TempPrefix) || rel == "" && name == VersionsDir {
 				continue
 			}
 			r := name
