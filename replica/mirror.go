@@ -163,6 +163,11 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 	if m.seen != nil {
 		m.see(f.Path)
 	}
+	if m.reserved(f.Path) {
+		drain(c)
+		m.stats.Errors++
+		return &FileError{Path: f.Path, Err: fmt.Errorf("%w: %s is reserved for previous versions", ErrUnsafePath, VersionsDir)}
+	}
 	var err error
 	switch f.Type {
 	case bacularec.TypeReg, bacularec.TypeRegEmpty, bacularec.TypeFIFO, bacularec.TypeRaw:
@@ -629,6 +634,18 @@ func (m *Mirror) deleteRemoved() error {
 	}
 	walk(m.root, "")
 	return errors.Join(errs...)
+}
+
+// reserved reports whether backed-up path p lands in VersionsDir.
+func (m *Mirror) reserved(p string) bool {
+	if m.opt.StripPrefix != "" {
+		pre := strings.TrimSuffix(m.opt.StripPrefix, "/")
+		if rest, ok := strings.CutPrefix(p, pre); ok && (rest == "" || rest[0] == '/') {
+			p = rest
+		}
+	}
+	p = strings.TrimPrefix(p, "/")
+	return p == VersionsDir || strings.HasPrefix(p, VersionsDir+"/")
 }
 
 // see records p and its ancestors (a Full contains the directories above

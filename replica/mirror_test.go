@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"maps"
@@ -205,4 +206,25 @@ func TestMirrorDeleteRemoved(t *testing.T) {
 		t.Errorf("deleted %d", m.Stats().Deleted)
 	}
 	diffTrees(t, want, scan(t, root))
+}
+
+func TestMirrorReservedVersionsDir(t *testing.T) {
+	m := NewMirror(tempDir(t), MirrorOptions{StripPrefix: "/srv"})
+	job := &bacularec.Job{JobID: 1, Level: 'F'}
+	if err := m.Begin(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/srv/.brc-versions/x", "/srv/.brc-versions/"} {
+		f := &bacularec.File{Type: bacularec.TypeRegEmpty, Path: p, Job: job, Stat: bacularec.Stat{Mode: 0o100644}}
+		err := m.Put(context.Background(), f, nil)
+		if fes := FileErrors(err); len(fes) != 1 || !errors.Is(err, ErrUnsafePath) {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	if err := m.End(context.Background(), job); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Root(), VersionsDir)); !os.IsNotExist(err) {
+		t.Errorf("versions dir created: %v", err)
+	}
 }
