@@ -81,15 +81,16 @@ func ParseRate(s string) (int64, error) {
 	return int64(v), nil
 }
 
-// minBurst is the smallest burst of a limit: pieces of content come in
-// sizes up to 64 KiB, and a smaller burst would only split them.
-const minBurst = 64 << 10
+// minBurst is the smallest burst of a limit. Pieces of content come in
+// sizes up to 64 KiB; a smaller burst splits them, which costs little,
+// while a large one would let a slow link take a big first gulp.
+const minBurst = 4 << 10
 
 // Limit returns t with the content bytes of its regular files throttled
 // to bytesPerSec on average, for a target behind a slow or shared link.
 // Only data counts: Begin, End, and records without content pass at once.
 // The limiter allows bursts of a tenth of a second's worth (at least
-// 64 KiB), which keeps the average within a few percent over seconds while
+// 4 KiB), which keeps the average within a few percent over seconds while
 // leaving the pieces the engine sends mostly whole.
 //
 // The returned Target implements Unwrapper, and StatsReporter and

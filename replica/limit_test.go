@@ -211,7 +211,7 @@ func (bare) Put(_ context.Context, _ *bacularec.File, c replica.Content) error {
 }
 
 func TestLimitCancel(t *testing.T) {
-	// At 1 KiB/s, 1 MiB takes 16 minutes past the 64 KiB burst.
+	// At 1 KiB/s, 1 MiB takes 17 minutes past the 4 KiB burst.
 	data := make([]byte, 1<<20)
 	job := &bacularec.Job{JobID: 1}
 

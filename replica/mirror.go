@@ -50,6 +50,13 @@ type MirrorOptions struct {
 	// files, 256 MiB).
 	CommitFiles int
 	CommitBytes int64
+	// Journal is a file (in a state directory on local disk, one per
+	// target) that marks a job in progress. When Begin finds one left by a
+	// writer that died, it first removes the temporary files that writer
+	// left under the root; the interrupted job itself is replayed by the
+	// engine (its JobLog did not record it done). Empty: no journal, and
+	// temporary files of a crash stay until removed by hand.
+	Journal string
 	// Logf receives warnings (metadata not applied ...).
 	Logf func(format string, args ...any)
 	// Now gives the time recorded in index entries (default time.Now).
@@ -131,6 +138,22 @@ func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
+	if m.opt.Journal != "" {
+		prev, err := openJournal(m.opt.Journal, job)
+		if err != nil {
+			return fmt.Errorf("%w: journal: %w", ErrTargetFailed, err)
+		}
+		if prev != nil {
+			n, err := removeTemps(m.root)
+			if m.opt.Logf != nil {
+				m.opt.Logf("replica: %s: job %s was interrupted (pid %d, started %s): %d temporary files removed",
+					m.root, prev.Job, prev.PID, prev.Started.Format(time.RFC3339), n)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+			}
+		}
+	}
 	w, err := extract.New(m.root, extract.Options{
 		Atomic: true, Sync: true, Deletions: true,
 		NoOwner:     m.opt.NoOwner,
@@ -561,7 +584,13 @@ func (m *Mirror) End(ctx context.Context, job *bacularec.Job) error {
 		}
 	}
 	errs = append(errs, m.takeErrs())
-	return errors.Join(errs...)
+	err := errors.Join(errs...)
+	if m.opt.Journal != "" && !IsTargetFailure(err) {
+		if jerr := closeJournal(m.opt.Journal); jerr != nil {
+			return errors.Join(err, fmt.Errorf("%w: journal: %w", ErrTargetFailed, jerr))
+		}
+	}
+	return err
 }
 
 func (m *Mirror) closeWriter() error {
@@ -592,7 +621,13 @@ func (m *Mirror) Close() error {
 	if m.w == nil {
 		return nil
 	}
-	return m.closeWriter()
+	err := m.closeWriter()
+	if m.opt.Journal != "" && !IsTargetFailure(err) {
+		// Nothing temporary is left: the unfinished job is the JobLog's
+		// business.
+		err = errors.Join(err, closeJournal(m.opt.Journal))
+	}
+	return err
 }
 
 // deleteRemoved removes what the Full did not contain.

@@ -94,6 +94,8 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			SkipUnchanged: cfg.SkipUnchanged,
 			Verify:        cfg.VerifyAfter,
 			DeleteRemoved: cfg.DeleteRemoved,
+			Journal:       filepath.Join(cfg.StateDir, "journal", targetID(t.Path)+".json"),
+			Logf:          func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
 		}
 		if cfg.SkipUnchanged {
 			opt.Index = cat.Index(t.Path)
@@ -102,8 +104,7 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if t.BWLimit > 0 {
 			tg = replica.Limit(tg, t.BWLimit)
 		}
-		id := sha256.Sum256([]byte(t.Path))
-		spool := filepath.Join(cfg.StateDir, "spool", hex.EncodeToString(id[:8]))
+		spool := filepath.Join(cfg.StateDir, "spool", targetID(t.Path))
 		if err := os.MkdirAll(spool, 0o700); err != nil {
 			return err
 		}
@@ -133,6 +134,12 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("some targets did not receive everything (see above)")
 	}
 	return nil
+}
+
+// targetID names a target's files in the state directory.
+func targetID(root string) string {
+	id := sha256.Sum256([]byte(root))
+	return hex.EncodeToString(id[:8])
 }
 
 // guards keeps the snapshot of each target taken before its job.

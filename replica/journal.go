@@ -1,0 +1,126 @@
+package replica
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/extract"
+)
+
+// journalRecord is what a Mirror's journal says while a job is being
+// written: its presence at Begin means the previous writer died (kill -9,
+// crash, power loss) before the end of its job.
+type journalRecord struct {
+	Job     string    `json:"job"`
+	JobID   uint32    `json:"job_id"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+}
+
+// openJournal records that job starts on the target. It returns the
+// record of an interrupted job when one was left behind.
+func openJournal(path string, job *bacularec.Job) (*journalRecord, error) {
+	var prev *journalRecord
+	if b, err := os.ReadFile(path); err == nil {
+		prev = new(journalRecord)
+		if json.Unmarshal(b, prev) != nil {
+			prev.Job = "(unreadable journal)"
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	rec := journalRecord{Job: jobName(job), JobID: job.JobID, PID: os.Getpid(), Started: time.Now().UTC()}
+	b, _ := json.Marshal(rec)
+	if err := writeFileAtomic(path, b); err != nil {
+		return nil, err
+	}
+	return prev, nil
+}
+
+// closeJournal records that the target is consistent again.
+func closeJournal(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// writeFileAtomic replaces path with b: temporary file, fsync, rename,
+// fsync of the directory.
+func writeFileAtomic(path string, b []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// removeTemps deletes every temporary name (extract.TempPrefix) under
+// root, never following a symbolic link, and returns how many it removed.
+// Only a writer that died leaves them, so this runs after an interrupted
+// job, before anything else is written.
+func removeTemps(root string) (int, error) {
+	n := 0
+	var errs []error
+	var walk func(dir string)
+	walk = func(dir string) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		for _, d := range ents {
+			p := filepath.Join(dir, d.Name())
+			if strings.HasPrefix(d.Name(), extract.TempPrefix) && !d.IsDir() {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+					errs = append(errs, err)
+				} else {
+					n++
+				}
+				continue
+			}
+			if d.IsDir() { // DirEntry of a symlink is never IsDir
+				walk(p)
+			}
+		}
+	}
+	walk(root)
+	if len(errs) > 0 {
+		return n, fmt.Errorf("replica: removing temporary files under %s: %w", root, errors.Join(errs...))
+	}
+	return n, nil
+}
