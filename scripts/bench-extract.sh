@@ -20,20 +20,15 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 LAB=$HERE/lab
 . "$LAB/lib.sh"
+. "$HERE/lib-bench.sh"
 REPO=$(cd "$HERE/.." && pwd)
 W=$(lab_abs "${1:-/var/tmp/brc-bench}")
 ROUNDS=${ROUNDS:-5}
 OUT=$(lab_abs "${BENCH_OUT:-$W}")
 BIG_N=${BENCH_BIG_N:-4}; BIG_MIB=${BENCH_BIG_MIB:-192}; SMALL=${BENCH_SMALL:-20000}
-[ "$(id -u)" = 0 ] || { echo "bench-extract.sh: run as root" >&2; exit 1; }
-[ -x /usr/bin/time ] || { echo "bench-extract.sh: /usr/bin/time missing (apt-get install time)" >&2; exit 1; }
-
-base=19411
-for i in $(seq 0 20); do
-  b=$((base + 10 * i))
-  if lab_port_free "$b" && lab_port_free $((b + 1)) && lab_port_free $((b + 2)) && lab_port_free $((b + 3)); then break; fi
-done
-export DIR_PORT=$b FD_PORT=$((b + 1)) SD_PORT=$((b + 2)) FD2_PORT=$((b + 3)) SRC_ROOT=$W/src
+bench_need_root bench-extract.sh
+bench_ports 19411
+export SRC_ROOT=$W/src
 cleanup() {
   "$LAB/down.sh" "$W" >/dev/null 2>&1 || true
   rm -rf "$OUT"/out-bextract.* "$OUT"/out-replicad.* "$OUT"/out-noverify.*
@@ -42,46 +37,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== building replicad"
-(cd "$REPO" && go build -o "$W/replicad" ./examples/replicad)
+bench_build "$REPO" "$W/replicad"
 
 T=$SRC_ROOT/tree
-if [ ! -f "$W/tree.done" ]; then
-  echo "== source tree: $BIG_N x $BIG_MIB MiB + $SMALL small files in $T"
-  rm -rf "$T"; mkdir -p "$T/big" "$T/small"
-  for i in $(seq 1 "$BIG_N"); do
-    if [ $((i % 2)) = 1 ]; then   # half random (incompressible), half text-like (compressible)
-      openssl enc -aes-256-ctr -K "$(printf 'bench%d' "$i" | sha256sum | cut -c1-64)" -iv 0 -nosalt -in /dev/zero 2>/dev/null |
-        head -c $((BIG_MIB << 20)) > "$T/big/random-$i.bin" || true
-    else
-      python3 - "$T/big/text-$i.log" $((BIG_MIB << 20)) <<'PY'
-import random, sys
-path, size = sys.argv[1], int(sys.argv[2])
-r = random.Random(size)
-words = ("backup restore volume catalog storage director client fileset pool job level full "
-         "incremental differential media label session block record stream attribute").split()
-lines = [("%06d %s\n" % (n, " ".join(r.choice(words) for _ in range(r.randint(4, 14))))).encode() for n in range(20000)]
-chunk = b"".join(lines)
-with open(path, "wb") as f:
-    left = size
-    while left > 0:
-        f.write(chunk[:left]); left -= len(chunk)
-PY
-    fi
-  done
-  python3 - "$T/small" "$SMALL" <<'PY'
-import os, random, sys
-d, n = sys.argv[1], int(sys.argv[2])
-r = random.Random(42)
-for i in range(n):
-    sub = os.path.join(d, "d%03d" % (i // 200))
-    if i % 200 == 0:
-        os.makedirs(sub, exist_ok=True)
-    size = int(r.expovariate(1 / 10000))
-    with open(os.path.join(sub, "f%05d.dat" % i), "wb") as f:
-        f.write((b"small file %d " % i) * (size // 14 + 1))
-PY
-  touch "$W/tree.done"
-fi
+bench_tree "$T" "$BIG_N" "$BIG_MIB" "$SMALL"
 du -sh --apparent-size "$T"; echo "files: $(find "$T" -type f | wc -l)"
 
 echo "== Bacula backups (TreeMD5: plain + MD5; TreeGzip: GZIP + SHA1)"
@@ -89,7 +48,6 @@ FRESH=1 "$LAB/up.sh" "$W" > "$W/up.log"
 "$LAB/backup.sh" "$W" TreeMD5 Full | grep 'JobStatus='
 "$LAB/backup.sh" "$W" TreeGzip Full | grep 'JobStatus='
 "$LAB/down.sh" "$W" > /dev/null
-vol_of() { lab_sql "$W" "select m.VolumeName from JobMedia jm join Media m using(MediaId) join Job j using(JobId) where j.Name='$1' limit 1"; }
 content=$(du -sb --apparent-size "$T" | cut -f1)
 
 run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
@@ -102,12 +60,12 @@ run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
   esac
   tail -1 "$tf"; rm -f "$tf"
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { bench_median; }
 
 : > "$W/summary"
 printf '\n%-9s %-9s %5s %9s %9s\n' volume tool round seconds rss_MiB
 for job in TreeMD5 TreeGzip; do
-  v=$(vol_of "$job")
+  v=$(bench_vol_of "$W" "$job")
   for tool in bextract replicad noverify; do : > "$W/t-$tool"; : > "$W/r-$tool"; done
   for r in $(seq 1 "$ROUNDS"); do
     case $((r % 3)) in
