@@ -22,26 +22,38 @@ type journalRecord struct {
 	JobID   uint32    `json:"job_id"`
 	PID     int       `json:"pid"`
 	Started time.Time `json:"started"`
+	// A consistency-group switch in progress: every staged file is on
+	// stable storage; the renames and deletions are to be completed.
+	Switch  []switchEntry `json:"switch,omitempty"`
+	Deletes []string      `json:"deletes,omitempty"`
 }
 
-// openJournal records that job starts on the target. It returns the
-// record of an interrupted job when one was left behind.
-func openJournal(path string, job *bacularec.Job) (*journalRecord, error) {
-	var prev *journalRecord
-	if b, err := os.ReadFile(path); err == nil {
-		prev = new(journalRecord)
-		if json.Unmarshal(b, prev) != nil {
-			prev.Job = "(unreadable journal)"
-		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+type switchEntry struct {
+	Rel string `json:"rel"`
+	Tmp string `json:"tmp"`
+}
+
+// readJournal returns the record an interrupted job left, or nil.
+func readJournal(path string) (*journalRecord, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
 	}
-	rec := journalRecord{Job: jobName(job), JobID: job.JobID, PID: os.Getpid(), Started: time.Now().UTC()}
-	b, _ := json.Marshal(rec)
-	if err := writeFileAtomic(path, b); err != nil {
-		return nil, err
+	prev := new(journalRecord)
+	if err := json.Unmarshal(b, prev); err != nil {
+		return nil, fmt.Errorf("replica: journal %s: %w", path, err)
 	}
 	return prev, nil
+}
+
+// startJournal records that job starts on the target.
+func startJournal(path string, job *bacularec.Job) error {
+	rec := journalRecord{Job: jobName(job), JobID: job.JobID, PID: os.Getpid(), Started: time.Now().UTC()}
+	b, _ := json.Marshal(rec)
+	return writeFileAtomic(path, b)
 }
 
 // closeJournal records that the target is consistent again.

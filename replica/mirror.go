@@ -50,6 +50,8 @@ type MirrorOptions struct {
 	// files, 256 MiB).
 	CommitFiles int
 	CommitBytes int64
+	// Groups are the consistency groups (see Group).
+	Groups []Group
 	// Journal is a file (in a state directory on local disk, one per
 	// target) that marks a job in progress. When Begin finds one left by a
 	// writer that died, it first removes the temporary files that writer
@@ -91,8 +93,11 @@ type Mirror struct {
 	written map[*bacularec.File]*writtenFile
 	errs    []error // from Placed, returned by the next Put or End
 	seen    map[uint64]struct{}
-	buf     []byte
-	fatal   error
+	// heldDels are the deletions in consistency groups, applied by the
+	// switch.
+	heldDels []*bacularec.File
+	buf      []byte
+	fatal    error
 }
 
 type writtenFile struct {
@@ -138,23 +143,12 @@ func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
 	}
 	probe.Close()
 	os.Remove(probe.Name())
-	if m.opt.Journal != "" {
-		prev, err := openJournal(m.opt.Journal, job)
-		if err != nil {
-			return fmt.Errorf("%w: journal: %w", ErrTargetFailed, err)
-		}
-		if prev != nil {
-			n, err := removeTemps(m.root)
-			if m.opt.Logf != nil {
-				m.opt.Logf("replica: %s: job %s was interrupted (pid %d, started %s): %d temporary files removed",
-					m.root, prev.Job, prev.PID, prev.Started.Format(time.RFC3339), n)
-			}
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrTargetFailed, err)
-			}
-		}
+	var hold func(*bacularec.File) bool
+	if len(m.opt.Groups) > 0 {
+		hold = func(f *bacularec.File) bool { return groupOf(m.opt.Groups, f.Path) != "" }
 	}
 	w, err := extract.New(m.root, extract.Options{
+		Hold:   hold,
 		Atomic: true, Sync: true, Deletions: true,
 		NoOwner:     m.opt.NoOwner,
 		StripPrefix: m.opt.StripPrefix,
@@ -169,12 +163,41 @@ func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
 		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
 	}
 	m.w, m.job, m.fatal = w, job, nil
+	m.heldDels = nil
+	if m.opt.Journal != "" {
+		if err := m.recover(); err != nil {
+			m.w.Close()
+			m.w = nil
+			return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+		}
+		if err := startJournal(m.opt.Journal, job); err != nil {
+			m.w.Close()
+			m.w = nil
+			return fmt.Errorf("%w: journal: %w", ErrTargetFailed, err)
+		}
+	}
 	m.written = map[*bacularec.File]*writtenFile{}
 	m.seen = nil
 	if m.opt.DeleteRemoved && job.Level == 'F' {
 		m.seen = map[uint64]struct{}{}
 	}
 	return ctx.Err()
+}
+
+// recover finishes what a writer that died left: a consistency-group
+// switch to complete, temporary files to remove.
+func (m *Mirror) recover() error {
+	prev, err := readJournal(m.opt.Journal)
+	if err != nil || prev == nil {
+		return err
+	}
+	err = m.recoverSwitch(prev)
+	n, rerr := removeTemps(m.root)
+	if m.opt.Logf != nil {
+		m.opt.Logf("replica: %s: job %s was interrupted (pid %d, started %s): %d temporary files removed",
+			m.root, prev.Job, prev.PID, prev.Started.Format(time.RFC3339), n)
+	}
+	return errors.Join(err, rerr)
 }
 
 // Put implements Target.
@@ -195,18 +218,28 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 	switch f.Type {
 	case bacularec.TypeReg, bacularec.TypeRegEmpty, bacularec.TypeFIFO, bacularec.TypeRaw:
 		err = m.putFile(f, c)
+	case bacularec.TypeDeleted:
+		if err = drain(c); err == nil && len(m.opt.Groups) > 0 && groupOf(m.opt.Groups, f.Path) != "" {
+			m.heldDels = append(m.heldDels, f) // applied by the group's switch
+			m.stats.Files++
+			break
+		}
+		if err == nil {
+			err = m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
+		}
+		if err == nil {
+			m.stats.Files++
+			m.stats.Deleted++
+			if m.opt.Index != nil {
+				m.opt.Index.Delete(strings.TrimSuffix(f.Path, "/"))
+			}
+		}
 	default:
 		if err = drain(c); err == nil {
 			err = m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
 		}
 		if err == nil {
 			m.stats.Files++
-			if f.Type == bacularec.TypeDeleted {
-				m.stats.Deleted++
-				if m.opt.Index != nil {
-					m.opt.Index.Delete(strings.TrimSuffix(f.Path, "/"))
-				}
-			}
 		}
 	}
 	errs := []error{m.classify(f, err)}
@@ -573,8 +606,8 @@ func (m *Mirror) End(ctx context.Context, job *bacularec.Job) error {
 	if m.w == nil {
 		return ErrClosed
 	}
-	errs := []error{m.closeWriter()}
-	if m.seen != nil && job.OK() && job.Level == 'F' && !IsTargetFailure(errs[0]) {
+	errs := []error{m.switchGroups(job), m.closeWriter()}
+	if m.seen != nil && job.OK() && job.Level == 'F' && !IsTargetFailure(errors.Join(errs...)) {
 		errs = append(errs, m.deleteRemoved())
 	}
 	m.seen = nil

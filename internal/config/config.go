@@ -22,6 +22,12 @@ type Target struct {
 	BWLimit int64 // bytes per second, 0: unlimited
 }
 
+// Group is a consistency group: paths whose changes must appear together.
+type Group struct {
+	Name  string
+	Paths []string
+}
+
 // Config is the whole file, with defaults for what it does not set.
 type Config struct {
 	Targets             []Target
@@ -32,6 +38,7 @@ type Config struct {
 	SkipUnchanged       bool
 	VerifyAfter         bool
 	StripPrefix         string
+	Groups              []Group       // consistency_groups
 	StateDir            string        // default /var/lib/openbrc
 	QueueSize           int64         // per target, bytes (default 32M)
 	SpoolLimit          int64         // per target, bytes (default 1G)
@@ -106,6 +113,7 @@ var keys = map[string]setter{
 	"skip_unchanged":        boolean(func(c *Config) *bool { return &c.SkipUnchanged }),
 	"verify_after":          boolean(func(c *Config) *bool { return &c.VerifyAfter }),
 	"strip_prefix":          func(c *Config, v string) error { return absPath(&c.StripPrefix, v) },
+	"consistency_groups":    setGroups,
 	"state_dir":             func(c *Config, v string) error { return absPath(&c.StateDir, v) },
 	"queue_size":            size(func(c *Config) *int64 { return &c.QueueSize }),
 	"spool_limit":           size(func(c *Config) *int64 { return &c.SpoolLimit }),
@@ -222,6 +230,47 @@ func setTargets(c *Config, v string) error {
 	}
 	if len(c.Targets) == 0 {
 		return errors.New("no target")
+	}
+	return nil
+}
+
+// setGroups reads name:path,path;name:path (consistency_groups).
+func setGroups(c *Config, v string) error {
+	names := map[string]bool{}
+	owner := map[string]string{}
+	for _, part := range strings.Split(v, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, paths, ok := strings.Cut(part, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " /,") {
+			return fmt.Errorf("%q: want name:/path[,/path...]", part)
+		}
+		if names[name] {
+			return fmt.Errorf("group %s defined twice", name)
+		}
+		names[name] = true
+		g := Group{Name: name}
+		for _, p := range strings.Split(paths, ",") {
+			p = strings.TrimSpace(p)
+			var abs string
+			if err := absPath(&abs, p); err != nil || abs == "/" {
+				return fmt.Errorf("group %s: %q is not an absolute path below /", name, p)
+			}
+			for q, other := range owner {
+				if abs == q || strings.HasPrefix(abs, q+"/") || strings.HasPrefix(q, abs+"/") {
+					return fmt.Errorf("group %s: %s overlaps %s of group %s", name, abs, q, other)
+				}
+			}
+			owner[abs] = name
+			g.Paths = append(g.Paths, abs)
+		}
+		c.Groups = append(c.Groups, g)
+	}
+	if len(c.Groups) == 0 {
+		return errors.New("no group")
 	}
 	return nil
 }

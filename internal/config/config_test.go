@@ -19,9 +19,14 @@ snapshot_backend = btrfs
 state_dir = /var/lib/brc/
 retry_backoff = 30
 queue_size = 64m
+consistency_groups = db:/var/lib/pgsql,/var/log/pgsql/; etc:/etc/app
 `), "test.conf")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(c.Groups) != 2 || c.Groups[0].Name != "db" || len(c.Groups[0].Paths) != 2 ||
+		c.Groups[0].Paths[1] != "/var/log/pgsql" || c.Groups[1].Paths[0] != "/etc/app" {
+		t.Errorf("groups %+v", c.Groups)
 	}
 	want := []Target{{"/mnt/a", 0}, {"/mnt/b", 1 << 20}, {"/mnt/c", 500 << 10}}
 	if len(c.Targets) != 3 || c.Targets[0] != want[0] || c.Targets[1] != want[1] || c.Targets[2] != want[2] {
@@ -45,6 +50,9 @@ func TestErrors(t *testing.T) {
 		{"targets=/a\nmode=mirrors", `config: f:2: mode: bad value "mirrors" (want one of mirror, retention)`},
 		{"targets=/a\n\ndelete_removed=yes", "config: f:3: delete_removed: refused without a snapshot_backend to roll back to (set delete_removed_unsafe = yes to accept the risk)"},
 		{"targets=/a\njust words", `config: f:2: "just words" is not key=value`},
+		{"targets=/a\nconsistency_groups=db:/x;etc:/x/y", "config: f:2: consistency_groups: group etc: /x/y overlaps /x of group db"},
+		{"targets=/a\nconsistency_groups=/x", `config: f:2: consistency_groups: "/x": want name:/path[,/path...]`},
+		{"targets=/a\nconsistency_groups=db:x", `config: f:2: consistency_groups: group db: "x" is not an absolute path below /`},
 	} {
 		_, err := Parse(strings.NewReader(tc.in), "f")
 		var ce *Error

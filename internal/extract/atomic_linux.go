@@ -296,3 +296,88 @@ func (w *Writer) Abort(f *bacularec.File) {
 		w.forget(f)
 	}
 }
+
+// Staged is a file held under a temporary name (Options.Hold): Rel is its
+// final path under the root, Tmp its temporary name in the same
+// directory.
+type Staged struct {
+	Path string // the backed-up path
+	Rel  string
+	Tmp  string
+}
+
+// Held returns the files waiting for Switch.
+func (w *Writer) Held() []Staged {
+	out := make([]Staged, len(w.held))
+	for i, h := range w.held {
+		out[i] = Staged{Path: h.f.Path, Rel: h.rel, Tmp: h.tmp}
+	}
+	return out
+}
+
+// Switch flushes the file system (Options.Sync) and renames every held
+// file into place, one after the other. Files that cannot be put in place
+// are removed and returned as joined *PathErrors.
+func (w *Writer) Switch() error {
+	held := w.held
+	w.held = nil
+	if len(held) == 0 {
+		return nil
+	}
+	var errs []error
+	var syncErr error
+	if w.opt.Sync {
+		syncErr = w.syncfs()
+	}
+	for _, h := range held {
+		err := syncErr
+		if err == nil {
+			err = w.at(h.rel, false, func(pfd int, name string) error { return w.install(pfd, h.tmp, name, h.rel) })
+		}
+		if err != nil {
+			w.at(h.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, h.tmp, 0) })
+			errs = append(errs, w.fail(h.f, "rename", err))
+			continue
+		}
+		if w.opt.Placed != nil {
+			w.placed(h.f, h.rel)
+		}
+	}
+	return joinErrs(errs)
+}
+
+// DropHeld removes the held files: their group is not switched.
+func (w *Writer) DropHeld() {
+	for _, h := range w.held {
+		w.at(h.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, h.tmp, 0) })
+	}
+	w.held = nil
+}
+
+// Install renames the temporary name tmp, in the directory of rel, over
+// rel: how a switch interrupted by a crash is completed from its journal.
+// A missing tmp is not an error (that rename was done).
+func (w *Writer) Install(rel, tmp string) error {
+	rel, err := cleanRel(rel)
+	if err == nil && rel == "" {
+		err = errRootPath
+	}
+	if err != nil || !strings.HasPrefix(tmp, TempPrefix) || strings.Contains(tmp, "/") {
+		return fmt.Errorf("extract: install %s: %w", quotePath(rel), cmpErr(err, ErrUnsafePath))
+	}
+	err = w.at(rel, false, func(pfd int, name string) error { return w.install(pfd, tmp, name, rel) })
+	if err == unix.ENOENT {
+		return nil
+	}
+	return err
+}
+
+func cmpErr(err, def error) error {
+	if err != nil {
+		return err
+	}
+	return def
+}
+
+// Sync flushes the file system holding the root (syncfs).
+func (w *Writer) Sync() error { return w.syncfs() }

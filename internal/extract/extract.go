@@ -119,6 +119,11 @@ type Options struct {
 	// its name. Files with content that could not be decoded are not put
 	// in place (ErrNotDecoded).
 	Atomic bool
+	// Hold, with Atomic, is asked for each finished regular file; true
+	// keeps it under its temporary name, out of Commit, until Switch puts
+	// all such files in place together (or DropHeld or Close removes
+	// them).
+	Hold func(f *bacularec.File) bool
 	// Placed, when set, is called with each regular file once it is at
 	// its final name, and what the file system says of it.
 	Placed func(f *bacularec.File, info Info)

@@ -49,6 +49,7 @@ type Writer struct {
 
 	pending    []pendingFile // finished files waiting for Commit (Options.Atomic)
 	pendingIdx map[string]int
+	held       []pendingFile // finished files waiting for Switch (Options.Hold)
 	commitErrs []error
 	tmpSeed    string
 	tmpN       uint64
@@ -396,7 +397,9 @@ func (w *Writer) finishFile(f *bacularec.File, wf *wfile) error {
 		w.discard(wf)
 		return w.fail(f, "extract", err)
 	}
-	if wf.tmp != "" {
+	if wf.tmp != "" && w.opt.Hold != nil && w.opt.Hold(f) {
+		w.held = append(w.held, pendingFile{f: f, rel: wf.rel, tmp: wf.tmp})
+	} else if wf.tmp != "" {
 		if w.pendingIdx == nil {
 			w.pendingIdx = make(map[string]int)
 		}
@@ -682,6 +685,7 @@ func (w *Writer) Close() error {
 	if err := w.Commit(); err != nil {
 		errs = append(errs, err)
 	}
+	w.DropHeld()
 
 	// Directories made for missing parents whose own record never came
 	// get the default mode, as bextract leaves them.
