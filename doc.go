@@ -18,6 +18,7 @@
 //	internal/extract     writes the files read by bacularec under a root directory,
 //	                     with full metadata, never outside it
 //	internal/config      replicad's key=value configuration file
+//	internal/catalogreport  the replication catalog as a report source
 //	internal/run         the Runner interface for external commands
 //	internal/listing     renders volume contents as text or JSON lines
 //	internal/lzo         clean-room LZO1X decoder (Bacula's LZO compression)

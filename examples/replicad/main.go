@@ -6,6 +6,10 @@
 //	replicad extract -o DIR [-job JOBID] [flags] VOLUME...
 //	replicad ls [-json] [flags] VOLUME...
 //	replicad replicate [-c FILE] [-replay] [flags] VOLUME...
+//	replicad decrypt [-c FILE] [-key-file FILE | -key-cmd COMMAND] SRC DST
+//	replicad report [-c FILE] [-format json|md]
+//	replicad versions [-c FILE] [-target ROOT] PATH
+//	replicad restore-version [-c FILE] [-target ROOT] PATH VERSION [-o DST]
 //
 // Volumes are files (File devices or FIFO captures), read in the order
 // given, so a job that spans volumes is read from all of them.
@@ -36,6 +40,10 @@ commands:
   extract   rebuild the files of the volumes under a directory, with their metadata
   ls        list the volume labels, jobs and files of the volumes
   replicate replicate the jobs of the volumes to the targets of a configuration file
+  decrypt   restore a plain tree from an encrypted target (SRC DST), for recovery
+  report    print the RPO/RTO compliance report of the catalog of a configuration file
+  versions  list the previous versions of a file kept on the targets (mode = retention)
+  restore-version  bring a previous version of a file back on a target, or copy it (-o)
 
 Run "replicad <command> -h" for the flags of a command.
 `
@@ -53,8 +61,16 @@ func main() {
 		err = cmdExtract(ctx, os.Args[2:])
 	case "ls":
 		err = cmdLs(os.Args[2:])
+	case "decrypt":
+		err = cmdDecrypt(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "replicate":
 		err = cmdReplicate(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "report":
+		err = cmdReport(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "versions":
+		err = cmdVersions(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "restore-version":
+		err = cmdRestoreVersion(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

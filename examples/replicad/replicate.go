@@ -47,19 +47,21 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
-	switch {
-	case cfg.Mode == "retention":
-		return errors.New("mode = retention is not available in this version: use mode = mirror")
-	case cfg.EncryptKey != "" || cfg.EncryptKeyFile != "" || cfg.EncryptKeyCmd != "":
-		return errors.New("encrypted targets (encrypt_key*) are not available in this version: remove the key to replicate in clear")
-	case cfg.RPOReportDir != "":
-		return errors.New("rpo_report_dir is not available in this version")
+	if cfg.RPOReportDir != "" {
+		if err := checkReportParams(cfg); err != nil {
+			return err
+		}
 	}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// With a key, every target is encrypted (see replica.Encrypt).
+	key, encrypt, err := encryptionKey(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
 
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return err
@@ -95,12 +97,23 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			Verify:        cfg.VerifyAfter,
 			DeleteRemoved: cfg.DeleteRemoved,
 			Journal:       filepath.Join(cfg.StateDir, "journal", targetID(t.Path)+".json"),
+			Groups:        groups(cfg.Groups),
 			Logf:          func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
 		}
-		if cfg.SkipUnchanged {
-			opt.Index = cat.Index(t.Path)
+		if cfg.SkipUnchanged || cfg.RPOReportDir != "" {
+			opt.Index = cat.Index(t.Path) // the report's file times
 		}
-		var tg replica.Target = replica.NewMirror(t.Path, opt)
+		if cfg.Mode == "retention" {
+			opt.Index = cat.Index(t.Path) // names versions, tells unchanged files
+		}
+		m := replica.NewMirror(t.Path, opt)
+		var tg replica.Target = m
+		if cfg.Mode == "retention" {
+			tg = replica.NewRetention(m, cfg.RetentionVersions, opt.Index, replica.RetentionOptions{})
+		}
+		if encrypt {
+			tg = replica.Encrypt(tg, key, replica.EncryptOptions{SkipUnchanged: cfg.SkipUnchanged, Verify: cfg.VerifyAfter})
+		}
 		if t.BWLimit > 0 {
 			tg = replica.Limit(tg, t.BWLimit)
 		}
@@ -127,6 +140,11 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if sum != nil {
 		printSummary(stdout, sum)
 	}
+	if cfg.RPOReportDir != "" && sum != nil && ctx.Err() == nil {
+		if rerr := writeRPOReport(stdout, cat, cfg); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("rpo_report_dir: %w", rerr))
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -134,6 +152,14 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return errors.New("some targets did not receive everything (see above)")
 	}
 	return nil
+}
+
+func groups(gs []config.Group) []replica.Group {
+	var out []replica.Group
+	for _, g := range gs {
+		out = append(out, replica.Group{Name: g.Name, Paths: g.Paths})
+	}
+	return out
 }
 
 // targetID names a target's files in the state directory.

@@ -13,9 +13,9 @@ var (
 	errSymlink  = fmt.Errorf("%w: crosses a symbolic link", ErrUnsafePath)
 )
 
-// stripPrefix removes prefix from p when p starts with it at a component
+// StripPrefix removes prefix from p when p starts with it at a component
 // boundary, like Bacula's strip_prefix; otherwise p is returned unchanged.
-func stripPrefix(p, prefix string) string {
+func StripPrefix(p, prefix string) string {
 	if prefix == "" || !strings.HasPrefix(p, prefix) {
 		return p
 	}

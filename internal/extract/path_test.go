@@ -45,8 +45,8 @@ func TestStripPrefix(t *testing.T) {
 		{"/etc/x", "", "/etc/x"},
 	}
 	for _, tc := range tests {
-		if got := stripPrefix(tc.p, tc.prefix); got != tc.want {
-			t.Errorf("stripPrefix(%q, %q) = %q, want %q", tc.p, tc.prefix, got, tc.want)
+		if got := StripPrefix(tc.p, tc.prefix); got != tc.want {
+			t.Errorf("StripPrefix(%q, %q) = %q, want %q", tc.p, tc.prefix, got, tc.want)
 		}
 	}
 }

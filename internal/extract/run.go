@@ -199,7 +199,7 @@ func (r *runner) track(it *bacularec.Item) {
 		}
 		r.mu.Unlock()
 	case it.Kind == bacularec.KindFileEnd && it.File.Type == bacularec.TypeSymlink:
-		if rel, err := cleanRel(stripPrefix(it.File.Path, r.strip)); err == nil {
+		if rel, err := cleanRel(StripPrefix(it.File.Path, r.strip)); err == nil {
 			r.mu.Lock()
 			r.symlinks[rel] = it.File.Job
 			r.mu.Unlock()

@@ -213,7 +213,7 @@ func (w *Writer) forget(f *bacularec.File) {
 }
 
 func (w *Writer) rel(p string) (string, error) {
-	return cleanRel(stripPrefix(p, w.opt.StripPrefix))
+	return cleanRel(StripPrefix(p, w.opt.StripPrefix))
 }
 
 // begin handles KindFile: regular files are created now, everything else

@@ -1,0 +1,102 @@
+package replica
+
+import (
+	"errors"
+	"os"
+	"strings"
+
+	"github.com/openbrc/brc/internal/extract"
+)
+
+// What the Encrypt wrapper needs of the target it wraps, beyond Target.
+// The Mirror implements them; a target without them is still encrypted,
+// but without skip_unchanged and verification (see EncryptOptions).
+type (
+	// logicalPather gives the logical path a backed-up path is encrypted
+	// for: where the file lies under the target root, with a leading "/".
+	logicalPather interface {
+		logicalPath(p string) (string, bool)
+	}
+	// targetOpener opens the regular file the target holds at a backed-up
+	// path, for reading, never following a symbolic link.
+	targetOpener interface {
+		openTarget(p string) (*os.File, error)
+	}
+	// committer tells how many finished files wait to be put in place,
+	// and puts them in place now.
+	committer interface {
+		pendingFiles() int
+		commitPending()
+	}
+)
+
+// logicalPath implements logicalPather: the backed-up path after
+// StripPrefix, cleaned the way the Mirror lays it out under its root
+// ("/srv/./a//b" with strip_prefix /srv is ROOT/a/b: "/a/b"). It is what
+// crypt.DecryptTree finds the file at: "/" + its path under the root.
+func (m *Mirror) logicalPath(p string) (string, bool) {
+	return cleanLogical(extract.StripPrefix(p, m.opt.StripPrefix))
+}
+
+// openTarget implements targetOpener, between Begin and End.
+func (m *Mirror) openTarget(p string) (*os.File, error) {
+	if m.w == nil {
+		return nil, ErrClosed
+	}
+	return m.w.Open(p)
+}
+
+// pendingFiles implements committer.
+func (m *Mirror) pendingFiles() int {
+	if m.w == nil {
+		return 0
+	}
+	return m.w.Pending()
+}
+
+// commitPending implements committer: what waits under temporary names
+// is flushed and renamed into place; failures come out of the next Put or
+// End, as FileErrors like those of End.
+func (m *Mirror) commitPending() {
+	if m.w == nil || m.w.Pending() == 0 {
+		return
+	}
+	err := m.commit()
+	for _, e := range flatten(err) {
+		if e == nil {
+			continue
+		}
+		var pe *extract.PathError
+		if errors.As(e, &pe) {
+			m.stats.Errors++
+			m.errs = append(m.errs, &FileError{Path: pe.Path, Err: e})
+			continue
+		}
+		m.errs = append(m.errs, e)
+	}
+}
+
+// cleanLogical returns "/" and the components of p other than empty ones
+// and ".", joined with "/"; false for a path with ".." or NUL, which no
+// target accepts.
+func cleanLogical(p string) (string, bool) {
+	if strings.IndexByte(p, 0) >= 0 {
+		return "", false
+	}
+	var b strings.Builder
+	b.Grow(len(p) + 1)
+	for c := range strings.SplitSeq(p, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			return "", false
+		}
+		b.WriteByte('/')
+		b.WriteString(c)
+	}
+	if b.Len() == 0 {
+		return "/", true
+	}
+	return b.String(), true
+}
