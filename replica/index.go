@@ -23,7 +23,7 @@ type IndexEntry struct {
 	Size, Mtime, Ctime int64 // Mtime and Ctime in nanoseconds, as the target's file system says
 	Dev, Ino           uint64
 	Meta               uint64     // hash of the metadata written (owner, mode, times, ACLs, xattrs)
-	Sum                [32]byte   // BLAKE3 of the whole content
+	Sum                [32]byte   // BLAKE3 over the size and Chunks: identifies the whole content
 	Chunks             [][32]byte // BLAKE3 of each ChunkSize span
 	JobID              uint32     // job that wrote it last
 	Time               int64      // when it was written last (Unix seconds)
@@ -126,17 +126,23 @@ func metaHash(f *bacularec.File) uint64 {
 	return h.Sum64()
 }
 
-// hasher computes the whole-content and per-chunk BLAKE3 sums of a
-// content stream given in order, holes included.
+// hasher computes the per-chunk BLAKE3 sums of a content stream given in
+// order, holes included, and from them the sum of the whole: each byte is
+// hashed once.
 type hasher struct {
-	whole  *blake3.Hasher
 	chunk  *blake3.Hasher
 	inCh   int64
 	chunks [][32]byte
 	pos    int64
 }
 
-func newHasher() *hasher { return &hasher{whole: blake3.New(), chunk: blake3.New()} }
+func newHasher() *hasher { return &hasher{chunk: blake3.New()} }
+
+// Write hashes p after what came before (io.Writer, for reading back).
+func (h *hasher) Write(p []byte) (int, error) {
+	h.add(p)
+	return len(p), nil
+}
 
 var zeros [64 << 10]byte
 
@@ -152,7 +158,6 @@ func (h *hasher) write(off int64, p []byte) {
 func (h *hasher) add(p []byte) {
 	for len(p) > 0 {
 		n := min(int64(len(p)), ChunkSize-h.inCh)
-		h.whole.Write(p[:n])
 		h.chunk.Write(p[:n])
 		h.inCh += n
 		h.pos += n
@@ -179,6 +184,11 @@ func (h *hasher) finish(size int64) (sum [32]byte, chunks [][32]byte) {
 	if h.inCh > 0 {
 		h.endChunk()
 	}
-	h.whole.Sum(sum[:0])
+	root := blake3.New()
+	root.Write(binary.LittleEndian.AppendUint64(nil, uint64(h.pos)))
+	for _, c := range h.chunks {
+		root.Write(c[:])
+	}
+	root.Sum(sum[:0])
 	return sum, h.chunks
 }

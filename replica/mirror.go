@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/zeebo/blake3"
 	"github.com/zeebo/xxh3"
 
 	"github.com/openbrc/brc/bacularec"
@@ -235,7 +234,12 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 			}
 		}
 	default:
-		if err = drain(c); err == nil {
+		if err = drain(c); err == nil && m.opt.SkipUnchanged && m.sameEntry(f) {
+			m.stats.Files++
+			m.stats.Skipped++
+			break
+		}
+		if err == nil {
 			err = m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
 		}
 		if err == nil {
@@ -369,6 +373,33 @@ func (m *Mirror) write(f *bacularec.File, c Content, h *hasher) error {
 		return f.DigestErr // written as the backup holds it, but reported
 	}
 	return nil
+}
+
+// sameEntry reports whether the symbolic link, hard link or special file
+// f is already on the target as the backup has it, so that it is not made
+// again: recreating a link dirties a block (long targets) and changes the
+// directory, which skip_unchanged promises not to do.
+func (m *Mirror) sameEntry(f *bacularec.File) bool {
+	info, err := m.w.Stat(f.Path)
+	if err != nil {
+		return false
+	}
+	st := &f.Stat
+	switch f.Type {
+	case bacularec.TypeSymlink:
+		if info.Mode&0o170000 != 0o120000 || info.Mtime/1e9 != st.Mtime || info.UID != st.UID || info.GID != st.GID {
+			return false
+		}
+		target, err := m.w.Readlink(f.Path)
+		return err == nil && target == f.Link
+	case bacularec.TypeLinkSaved:
+		first, err := m.w.Stat(f.Link)
+		return err == nil && first.Dev == info.Dev && first.Ino == info.Ino
+	case bacularec.TypeSpecial:
+		return info.Mode == st.Mode && info.Rdev == st.Rdev && info.Mtime/1e9 == st.Mtime &&
+			info.UID == st.UID && info.GID == st.GID
+	}
+	return false
 }
 
 // comparison is the state of comparing a file with the target's copy.
@@ -580,20 +611,20 @@ func (m *Mirror) placed(f *bacularec.File, info extract.Info) {
 	}
 }
 
-// verify reads f back from the target and compares its BLAKE3 with sum.
+// verify reads f back from the target and compares its sum (see hasher)
+// with sum.
 func (m *Mirror) verify(f *bacularec.File, sum [32]byte) error {
 	r, err := m.w.Open(f.Path)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
 	defer r.Close()
-	h := blake3.New()
-	if _, err := io.Copy(h, r); err != nil {
+	h := newHasher()
+	n, err := io.Copy(h, r)
+	if err != nil {
 		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	var got [32]byte
-	h.Sum(got[:0])
-	if got != sum {
+	if got, _ := h.finish(n); got != sum {
 		return fmt.Errorf("%w: content read back differs from what was written", ErrVerify)
 	}
 	return nil

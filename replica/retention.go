@@ -150,7 +150,13 @@ func (r *Retention) Begin(ctx context.Context, job *bacularec.Job) error {
 // Put implements Target: it keeps what f.Path holds as a version, then
 // puts f with the Mirror.
 func (r *Retention) Put(ctx context.Context, f *bacularec.File, c Content) error {
-	if r.rootFD >= 0 && replaces(f.Type) {
+	// With skip_unchanged the Mirror leaves an unchanged link or special
+	// file alone: nothing is replaced, no version is needed (and making
+	// one would change the ctime its index trusts).
+	unchanged := r.m.opt.SkipUnchanged && r.m.w != nil &&
+		(f.Type == bacularec.TypeSymlink || f.Type == bacularec.TypeLinkSaved || f.Type == bacularec.TypeSpecial) &&
+		r.m.sameEntry(f)
+	if r.rootFD >= 0 && replaces(f.Type) && !unchanged {
 		if err := r.keep(f); err != nil {
 			drain(c)
 			if isFatalErrno(err) {

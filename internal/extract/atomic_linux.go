@@ -167,6 +167,9 @@ func (w *Writer) placed(f *bacularec.File, rel string) {
 // that it changed (the state index of a replication target keeps it).
 type Info struct {
 	Mode  uint32 // st_mode
+	UID   uint32
+	GID   uint32
+	Rdev  uint64
 	Size  int64
 	Dev   uint64
 	Ino   uint64
@@ -197,7 +200,7 @@ func (w *Writer) statRel(rel string) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
-	return Info{Mode: st.Mode, Size: st.Size, Dev: st.Dev, Ino: st.Ino,
+	return Info{Mode: st.Mode, UID: st.Uid, GID: st.Gid, Rdev: st.Rdev, Size: st.Size, Dev: st.Dev, Ino: st.Ino,
 		Mtime: st.Mtim.Nano(), Ctime: st.Ctim.Nano()}, nil
 }
 
@@ -381,3 +384,31 @@ func cmpErr(err, def error) error {
 
 // Sync flushes the file system holding the root (syncfs).
 func (w *Writer) Sync() error { return w.syncfs() }
+
+// Readlink returns the target of the symbolic link at the backed-up path
+// p, without following anything.
+func (w *Writer) Readlink(p string) (string, error) {
+	rel, err := w.rel(p)
+	if err == nil && rel == "" {
+		err = errRootPath
+	}
+	if err != nil {
+		return "", err
+	}
+	var target string
+	err = w.at(rel, false, func(pfd int, name string) error {
+		buf := make([]byte, 256)
+		for {
+			n, err := unix.Readlinkat(pfd, name, buf)
+			if err != nil {
+				return err
+			}
+			if n < len(buf) {
+				target = string(buf[:n])
+				return nil
+			}
+			buf = make([]byte, 2*len(buf))
+		}
+	})
+	return target, err
+}
