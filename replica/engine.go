@@ -99,6 +99,8 @@ type Engine struct {
 	// volumes) while the job before them is replicated (default
 	// os.TempDir()).
 	DeferDir string
+
+	live liveQueues // the queues of the pass in progress, for Queues
 }
 
 // Source opens the volumes to replicate, from the start: the engine opens
@@ -306,6 +308,8 @@ func (e *Engine) pass(ctx context.Context, open Source, run []*dest, sum *Summar
 			e.pump(ctx, d)
 		}()
 	}
+	e.live.set(run)
+	defer e.live.set(nil)
 	p := &producer{e: e, run: run, sum: sum, first: first, deferred: map[*bacularec.Job]*queue{}}
 	err = p.read(ctx, files)
 	for _, d := range run {
@@ -427,7 +431,7 @@ func (p *producer) route(ctx context.Context, m msg) error {
 		if m.kind == mJobEnd {
 			p.ended[m.job] = true
 		}
-		return q.push(m, false, false)
+		return q.push(m, orSpool)
 	}
 	if err := p.dispatch(ctx, m); err != nil {
 		return err
@@ -504,7 +508,7 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		if d.cut || !d.jobs[m.job] {
 			continue
 		}
-		err := d.q.push(m, false, false)
+		err := d.q.push(m, memOnly)
 		switch {
 		case err == errQueueFull:
 			full = append(full, d)
@@ -514,14 +518,22 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 			room = true
 		}
 	}
+	// A target whose queue is full spills to its spool only when another
+	// target can go on meanwhile: with none, spooling would cost the
+	// reader for nothing, and it waits instead.
 	for _, d := range full {
 		if room {
-			p.e.logger().Warn("target lagging: its queue and spool are full", "target", d.Name, "job", m.job.Job)
-			d.lagged = true
-			p.cutDest(d, nil)
+			err := d.q.push(m, orSpool)
+			if err == errQueueFull {
+				p.e.logger().Warn("target lagging: its queue and spool are full", "target", d.Name, "job", m.job.Job)
+				d.lagged = true
+				p.cutDest(d, nil)
+			} else if err != nil {
+				p.cutDest(d, err)
+			}
 			continue
 		}
-		if err := d.q.push(m, true, false); err != nil {
+		if err := d.q.push(m, waitRoom); err != nil {
 			p.cutDest(d, err)
 		}
 	}
@@ -540,7 +552,7 @@ func (p *producer) cutDest(d *dest, err error) {
 	if err != nil && d.pushErr == nil {
 		d.pushErr = fmt.Errorf("%w: %w", ErrTargetFailed, err)
 	}
-	d.q.push(msg{kind: mCut}, false, true)
+	d.q.push(msg{kind: mCut}, force)
 }
 
 // jobName identifies a job in logs and the JobLog: Bacula's unique job

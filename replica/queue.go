@@ -73,9 +73,24 @@ func newQueue(memLimit int64, spoolDir string, spoolLimit int64) *queue {
 	return q
 }
 
-// push appends m. When it fits nowhere it returns errQueueFull, or with
-// wait, waits for room (force ignores the limits: control messages).
-func (q *queue) push(m msg, wait, force bool) error {
+// pushMode says where push may put a message.
+type pushMode int
+
+const (
+	// memOnly: in memory when there is room; once something is spooled,
+	// in the spool (order); errQueueFull otherwise. The spool is not
+	// started.
+	memOnly pushMode = iota
+	// orSpool: in memory, else in the spool, else errQueueFull.
+	orSpool
+	// waitRoom: like memOnly, but waits for room instead of failing.
+	waitRoom
+	// force: in memory whatever the limits (control messages).
+	force
+)
+
+// push appends m as mode allows.
+func (q *queue) push(m msg, mode pushMode) error {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for {
@@ -83,13 +98,13 @@ func (q *queue) push(m msg, wait, force bool) error {
 			return ErrClosed
 		}
 		c := m.cost()
-		if force || q.spooled == 0 && (q.memBytes+c <= q.memLimit || len(q.mem) == q.head) {
+		if mode == force || q.spooled == 0 && (q.memBytes+c <= q.memLimit || len(q.mem) == q.head) {
 			q.mem = append(q.mem, m)
 			q.memBytes += c
 			q.cond.Broadcast()
 			return nil
 		}
-		if q.spoolDir != "" && q.wOff+c <= q.spoolLimit {
+		if (q.spooled > 0 || mode == orSpool) && q.spoolDir != "" && q.wOff+c <= q.spoolLimit {
 			if err := q.spoolWrite(m); err != nil {
 				return err
 			}
@@ -97,7 +112,7 @@ func (q *queue) push(m msg, wait, force bool) error {
 			q.cond.Broadcast()
 			return nil
 		}
-		if !wait {
+		if mode != waitRoom {
 			return errQueueFull
 		}
 		q.cond.Wait()
