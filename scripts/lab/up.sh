@@ -17,6 +17,9 @@
 #   FIFO_OPEN_WAIT=60       Maximum Open Wait (s) of the FIFO device
 #   FRESH=1                 stop daemons, wipe catalog/volumes/logs of WORKDIR first
 #   DEBUG=N                 start the daemons with -d N -dt
+#   PLUGIN_DIR=/usr/lib/bacula  Plugin Directory of the SD (e.g. a directory holding
+#                           brc-replica-sd.so; the FDs keep /usr/lib/bacula). The daemons
+#                           inherit up.sh's environment (e.g. BRC_PLUGIN_SOCKET)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
@@ -29,6 +32,7 @@ SMALL_BLOCK_SIZE=${SMALL_BLOCK_SIZE:-16384}
 MULTI_BANDWIDTH=${MULTI_BANDWIDTH:-100kb/s}
 FIFO_OPEN_WAIT=${FIFO_OPEN_WAIT:-60}
 FD2_NETWORK_BUFFER=${FD2_NETWORK_BUFFER:-4096}
+PLUGIN_DIR=${PLUGIN_DIR:-/usr/lib/bacula}
 
 if [ "${FRESH:-0}" = 1 ]; then
   "$HERE/down.sh" "$W" >/dev/null 2>&1 || true
@@ -264,7 +268,7 @@ Storage {
   SDAddresses = { ip = { addr = 127.0.0.1; port = $SD_PORT; } }
   WorkingDirectory = "$W/working/sd"
   Pid Directory = "$W/run"
-  Plugin Directory = "/usr/lib/bacula"
+  Plugin Directory = "$PLUGIN_DIR"
   Maximum Concurrent Jobs = 20
 }
 Director {
