@@ -21,7 +21,8 @@ type Destination struct {
 	Name   string // unique; names the target in logs, the catalog and summaries
 	Target Target
 	// QueueBytes is how much of the stream may wait in memory for this
-	// target (default 32 MiB).
+	// target (default 8 MiB: enough to keep a target busy; more only
+	// makes the process bigger).
 	QueueBytes int64
 	// SpoolDir receives the backlog beyond QueueBytes (default: none, the
 	// target is lagging as soon as its memory queue is full while another
@@ -197,7 +198,7 @@ func (e *Engine) Run(ctx context.Context, open Source) (*Summary, error) {
 		}
 		seen[d.Name] = true
 		if d.QueueBytes <= 0 {
-			d.QueueBytes = 32 << 20
+			d.QueueBytes = 8 << 20
 		}
 		if d.SpoolBytes <= 0 {
 			d.SpoolBytes = 1 << 30
