@@ -20,6 +20,11 @@
 //	internal/config      replicad's key=value configuration file
 //	internal/catalogreport  the replication catalog as a report source
 //	internal/run         the Runner interface for external commands
+//	internal/source      follows File device volumes as they grow, reads Fifo devices
+//	internal/sdevent     SD plugin to replicad events over a Unix socket
+//	internal/metrics     the daemon's Prometheus metrics
+//	sdplugin             the bacula-sd plugin (cgo glue only in one file);
+//	                     examples/replica-sd builds it as brc-replica-sd.so
 //	internal/listing     renders volume contents as text or JSON lines
 //	internal/lzo         clean-room LZO1X decoder (Bacula's LZO compression)
 //	internal/fastlz      clean-room FastLZ decoder and Bareos' block container

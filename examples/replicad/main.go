@@ -10,6 +10,9 @@
 //	replicad report [-c FILE] [-format json|md]
 //	replicad versions [-c FILE] [-target ROOT] PATH
 //	replicad restore-version [-c FILE] [-target ROOT] PATH VERSION [-o DST]
+//	replicad run [-c FILE]
+//	replicad check-config [-c FILE]
+//	replicad status [-c FILE]
 //
 // Volumes are files (File devices or FIFO captures), read in the order
 // given, so a job that spans volumes is read from all of them.
@@ -44,6 +47,9 @@ commands:
   report    print the RPO/RTO compliance report of the catalog of a configuration file
   versions  list the previous versions of a file kept on the targets (mode = retention)
   restore-version  bring a previous version of a file back on a target, or copy it (-o)
+  run       the daemon: follow the storage daemon's volumes and replicate them (foreground)
+  check-config  validate a configuration for run without starting anything
+  status    print the status of the running daemon (JSON, from its metrics_listen)
 
 Run "replicad <command> -h" for the flags of a command.
 `
@@ -71,6 +77,12 @@ func main() {
 		err = cmdVersions(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "restore-version":
 		err = cmdRestoreVersion(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "run":
+		err = cmdRun(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "check-config":
+		err = cmdCheckConfig(ctx, os.Args[2:], os.Stdout, os.Stderr)
+	case "status":
+		err = cmdStatus(ctx, os.Args[2:], os.Stdout, os.Stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -159,17 +171,11 @@ func cmdExtract(ctx context.Context, args []string) error {
 	if *out == "" {
 		return usageError{errors.New("-o DIR is required")}
 	}
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	want, err := parseJobIDs(*jobs)
 	if err != nil {
 		return usageError{err}
@@ -241,4 +247,44 @@ func progressLine(w io.Writer) func(extract.Summary) {
 		fmt.Fprintf(w, "\r\033[K%d jobs, %d files, %.1f MiB, %.0f MiB/s", s.Jobs, s.Files,
 			float64(s.Bytes)/(1<<20), float64(s.Bytes)/(1<<20)/max(secs, 0.001))
 	}
+}
+
+// startProfile starts a CPU profile into path ("" for none) and returns
+// what stops it.
+func startProfile(path string) (func(), error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// configFlags starts the flag set of a command that reads the
+// configuration file (-c).
+func configFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs, fs.String("c", defaultConfig, "configuration `file`")
+}
+
+// parseNoArgs parses the flags of a command that takes no arguments.
+func parseNoArgs(fs *flag.FlagSet, usage string, args []string) error {
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
 }

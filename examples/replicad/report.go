@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -21,20 +20,11 @@ import (
 // cmdReport prints the RPO/RTO compliance report of the catalog in the
 // configured state_dir, as of now.
 func cmdReport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("report", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	conf := fs.String("c", defaultConfig, "configuration `file`")
+	fs, conf := configFlags("report", stderr)
 	format := fs.String("format", "md", "output `format`: md (Markdown, for people) or json (schema "+report.SchemaVersion+")")
 	wait := fs.Duration("wait", 10*time.Second, "how long to wait for a replicate that holds the catalog")
-	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: replicad report [-c FILE] [-format json|md] [-wait DURATION]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	if err := parseNoArgs(fs, "usage: replicad report [-c FILE] [-format json|md] [-wait DURATION]", args); err != nil {
+		return err
 	}
 	write := report.WriteMarkdown
 	switch *format {

@@ -9,10 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/openbrc/brc/failover"
 )
 
 // Target is one entry of the targets key: a root directory and its
@@ -40,7 +44,7 @@ type Config struct {
 	StripPrefix         string
 	Groups              []Group       // consistency_groups
 	StateDir            string        // default /var/lib/openbrc
-	QueueSize           int64         // per target, bytes (default 32M)
+	QueueSize           int64         // per target, bytes (default 8M)
 	SpoolLimit          int64         // per target, bytes (default 1G)
 	RetryAttempts       int           // default 3
 	RetryBackoff        time.Duration // default 10s
@@ -61,18 +65,44 @@ type Config struct {
 	EncryptKey     string
 	EncryptKeyFile string
 	EncryptKeyCmd  string
+
+	// The daemon ("replicad run"). Exactly one of VolumeDir and FIFOPath
+	// is its data source (see CheckRun).
+	VolumeDir     string        // volume_dir: the SD File device directory to follow
+	FIFOPath      string        // fifo_path: a FIFO the SD writes volumes into
+	FIFOCopyDir   string        // fifo_copy_dir: where what is read from the FIFO is kept
+	PluginSocket  string        // plugin_socket (default /run/openbrc/replicad.sock)
+	PluginUsers   []string      // plugin_users: allowed besides root (default bacula)
+	MetricsListen string        // metrics_listen (default 127.0.0.1:9465); "" disables
+	LogLevel      string        // log_level: debug, info (default), warn, error
+	Idle          time.Duration // idle_secs: quiet that ends a pass (default 5s)
+
+	// Failover (healthcheck_cmd ...), see package failover.
+	Failover failover.Config
+
+	lines map[string]int // the line of each key set
+	name  string
 }
 
 // Default returns the configuration of an empty file.
 func Default() *Config {
 	return &Config{
 		Mode: "mirror", StateDir: "/var/lib/openbrc",
-		QueueSize: 32 << 20, SpoolLimit: 1 << 30,
+		QueueSize: 8 << 20, SpoolLimit: 1 << 30,
 		RetryAttempts: 3, RetryBackoff: 10 * time.Second,
 		SnapshotBackend: "none",
 		SLARPO:          14400 * time.Second, SLARTO: 3600 * time.Second, RTOOverhead: 300 * time.Second,
+		PluginSocket: DefaultPluginSocket, PluginUsers: []string{"bacula"},
+		MetricsListen: DefaultMetricsListen, LogLevel: "info", Idle: 5 * time.Second,
+		Failover: failover.Defaults(),
 	}
 }
+
+// Daemon defaults.
+const (
+	DefaultPluginSocket  = "/run/openbrc/replicad.sock"
+	DefaultMetricsListen = "127.0.0.1:9465"
+)
 
 // Error is a problem in the file.
 type Error struct {
@@ -133,6 +163,28 @@ var keys = map[string]setter{
 	"encrypt_key":           str(func(c *Config) *string { return &c.EncryptKey }),
 	"encrypt_key_file":      func(c *Config, v string) error { return absPath(&c.EncryptKeyFile, v) },
 	"encrypt_key_cmd":       str(func(c *Config) *string { return &c.EncryptKeyCmd }),
+
+	"volume_dir":     func(c *Config, v string) error { return absPath(&c.VolumeDir, v) },
+	"fifo_path":      func(c *Config, v string) error { return absPath(&c.FIFOPath, v) },
+	"fifo_copy_dir":  func(c *Config, v string) error { return absPath(&c.FIFOCopyDir, v) },
+	"plugin_socket":  func(c *Config, v string) error { return absPath(&c.PluginSocket, v) },
+	"plugin_users":   setPluginUsers,
+	"metrics_listen": setMetricsListen,
+	"log_level":      func(c *Config, v string) error { return oneOf(&c.LogLevel, v, "debug", "info", "warn", "error") },
+	"idle_secs":      positiveSeconds(func(c *Config) *time.Duration { return &c.Idle }),
+
+	"healthcheck_cmd":        str(func(c *Config) *string { return &c.Failover.HealthcheckCmd }),
+	"healthcheck_interval":   positiveSeconds(func(c *Config) *time.Duration { return &c.Failover.HealthcheckInterval }),
+	"healthcheck_timeout":    positiveSeconds(func(c *Config) *time.Duration { return &c.Failover.HealthcheckTimeout }),
+	"healthcheck_failures":   integer(func(c *Config) *int { return &c.Failover.HealthcheckFailures }, 1, 1000),
+	"healthcheck_recoveries": integer(func(c *Config) *int { return &c.Failover.HealthcheckRecoveries }, 1, 1000),
+	"failback_hold":          seconds(func(c *Config) *time.Duration { return &c.Failover.FailbackHold }),
+	"promote_cmd":            str(func(c *Config) *string { return &c.Failover.PromoteCmd }),
+	"demote_cmd":             str(func(c *Config) *string { return &c.Failover.DemoteCmd }),
+	"hook_timeout":           positiveSeconds(func(c *Config) *time.Duration { return &c.Failover.HookTimeout }),
+	"hook_retries":           integer(func(c *Config) *int { return &c.Failover.HookRetries }, 0, 1000),
+	"hook_backoff":           positiveSeconds(func(c *Config) *time.Duration { return &c.Failover.HookBackoff }),
+	"hook_backoff_max":       positiveSeconds(func(c *Config) *time.Duration { return &c.Failover.HookBackoffMax }),
 }
 
 // Parse reads a configuration from r; name is used in errors.
@@ -188,7 +240,98 @@ func Parse(r io.Reader, name string) (*Config, error) {
 	if nkeys > 1 {
 		return nil, &Error{File: name, Line: n, Key: "encrypt_key", Msg: "set only one of encrypt_key, encrypt_key_file, encrypt_key_cmd"}
 	}
+	if err := c.Failover.Validate(); err != nil {
+		k := "healthcheck_cmd"
+		for _, fk := range failoverKeys {
+			if _, ok := seen[fk]; ok && strings.Contains(err.Error(), fk) {
+				k = fk
+				break
+			}
+		}
+		return nil, &Error{File: name, Line: line(k), Key: k, Msg: err.Error()}
+	}
+	c.lines, c.name = seen, name
 	return c, nil
+}
+
+var failoverKeys = []string{"promote_cmd", "demote_cmd", "healthcheck_interval", "healthcheck_timeout",
+	"healthcheck_failures", "healthcheck_recoveries", "failback_hold", "hook_timeout", "hook_retries",
+	"hook_backoff_max", "hook_backoff", "healthcheck_cmd"}
+
+// CheckRun checks what only the daemon ("replicad run") needs: exactly
+// one data source, volume_dir or fifo_path; fifo_copy_dir only with
+// fifo_path.
+func (c *Config) CheckRun() error {
+	switch {
+	case c.VolumeDir == "" && c.FIFOPath == "":
+		return &Error{File: c.name, Line: 0, Key: "volume_dir", Msg: "set volume_dir or fifo_path (the data source of replicad run)"}
+	case c.VolumeDir != "" && c.FIFOPath != "":
+		return &Error{File: c.name, Line: max(c.lines["volume_dir"], c.lines["fifo_path"]), Key: "volume_dir",
+			Msg: "set only one of volume_dir, fifo_path"}
+	case c.FIFOCopyDir != "" && c.FIFOPath == "":
+		return &Error{File: c.name, Line: c.lines["fifo_copy_dir"], Key: "fifo_copy_dir", Msg: "needs fifo_path"}
+	}
+	return nil
+}
+
+// PluginUIDs resolves plugin_users to user ids (root is always allowed
+// and need not be listed). A user set in the file that does not exist is
+// an error; the default user (bacula) is skipped when it does not exist,
+// and named in skipped.
+func (c *Config) PluginUIDs() (uids []uint32, skipped []string, err error) {
+	_, explicit := c.lines["plugin_users"]
+	for _, name := range c.PluginUsers {
+		u, err := user.Lookup(name)
+		if err != nil {
+			var unknown user.UnknownUserError
+			if !explicit && errors.As(err, &unknown) {
+				skipped = append(skipped, name)
+				continue
+			}
+			return nil, nil, &Error{File: c.name, Line: c.lines["plugin_users"], Key: "plugin_users", Msg: err.Error()}
+		}
+		id, err := strconv.ParseUint(u.Uid, 10, 32)
+		if err != nil {
+			return nil, nil, &Error{File: c.name, Line: c.lines["plugin_users"], Key: "plugin_users",
+				Msg: fmt.Sprintf("user %s: uid %q", name, u.Uid)}
+		}
+		uids = append(uids, uint32(id))
+	}
+	return uids, skipped, nil
+}
+
+func setPluginUsers(c *Config, v string) error {
+	c.PluginUsers = nil
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if strings.ContainsAny(f, ":/") {
+			return fmt.Errorf("bad user name %q", f)
+		}
+		c.PluginUsers = append(c.PluginUsers, f)
+	}
+	return nil // empty: root only
+}
+
+func setMetricsListen(c *Config, v string) error {
+	if v == "" || strings.EqualFold(v, "off") {
+		c.MetricsListen = ""
+		return nil
+	}
+	if _, _, err := net.SplitHostPort(v); err != nil {
+		return fmt.Errorf("bad value %q (want host:port, or off)", v)
+	}
+	c.MetricsListen = v
+	return nil
+}
+
+func positiveSeconds(field func(*Config) *time.Duration) setter {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 || n > 100*365*86400 {
+			return fmt.Errorf("bad value %q (want seconds, at least 1)", v)
+		}
+		*field(c) = time.Duration(n) * time.Second
+		return nil
+	}
 }
 
 func setTargets(c *Config, v string) error {

@@ -80,3 +80,92 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestDaemonKeys(t *testing.T) {
+	c, err := Parse(strings.NewReader("targets=/a\n"), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PluginSocket != "/run/openbrc/replicad.sock" || len(c.PluginUsers) != 1 || c.PluginUsers[0] != "bacula" ||
+		c.MetricsListen != "127.0.0.1:9465" || c.LogLevel != "info" || c.Idle != 5*time.Second ||
+		c.Failover.Enabled() || c.Failover.HealthcheckInterval != 30*time.Second || c.Failover.HookRetries != 3 {
+		t.Errorf("defaults %+v", c)
+	}
+	if err := c.CheckRun(); err == nil || !strings.Contains(err.Error(), "set volume_dir or fifo_path") {
+		t.Errorf("no source: %v", err)
+	}
+	c, err = Parse(strings.NewReader(`targets=/a
+volume_dir = /var/lib/bacula/volumes/
+plugin_socket = /run/x.sock
+plugin_users = root, daemon
+metrics_listen = off
+log_level = debug
+idle_secs = 2
+healthcheck_cmd = curl -fsS http://primary/health
+healthcheck_interval = 5
+healthcheck_timeout = 2
+healthcheck_failures = 1
+healthcheck_recoveries = 4
+failback_hold = 0
+promote_cmd = /etc/brc/promote
+demote_cmd = /etc/brc/demote
+hook_timeout = 60
+hook_retries = 0
+hook_backoff = 1
+hook_backoff_max = 2
+`), "f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Failover
+	if c.VolumeDir != "/var/lib/bacula/volumes" || c.PluginSocket != "/run/x.sock" || strings.Join(c.PluginUsers, "|") != "root|daemon" ||
+		c.MetricsListen != "" || c.LogLevel != "debug" || c.Idle != 2*time.Second || c.CheckRun() != nil ||
+		f.HealthcheckCmd != "curl -fsS http://primary/health" || f.HealthcheckInterval != 5*time.Second || f.HealthcheckTimeout != 2*time.Second ||
+		f.HealthcheckFailures != 1 || f.HealthcheckRecoveries != 4 || f.FailbackHold != 0 || f.PromoteCmd != "/etc/brc/promote" ||
+		f.DemoteCmd != "/etc/brc/demote" || f.HookTimeout != time.Minute || f.HookRetries != 0 || f.HookBackoff != time.Second || f.HookBackoffMax != 2*time.Second {
+		t.Errorf("parsed %+v", c)
+	}
+	uids, skipped, err := c.PluginUIDs()
+	if err != nil || len(uids) != 2 || uids[0] != 0 || len(skipped) != 0 {
+		t.Errorf("uids %v %v %v", uids, skipped, err)
+	}
+	c, _ = Parse(strings.NewReader("targets=/a\nfifo_path=/run/sd.fifo\nfifo_copy_dir=/srv/copies\nplugin_users=\nmetrics_listen=[::1]:9000"), "f")
+	if c == nil || c.CheckRun() != nil || c.FIFOCopyDir != "/srv/copies" || len(c.PluginUsers) != 0 || c.MetricsListen != "[::1]:9000" {
+		t.Errorf("fifo %+v", c)
+	}
+	c, _ = Parse(strings.NewReader("targets=/a\nplugin_users=no-such-user-brc"), "f")
+	if _, _, err := c.PluginUIDs(); err == nil || !strings.Contains(err.Error(), "f:2: plugin_users:") || !strings.Contains(err.Error(), "no-such-user-brc") {
+		t.Errorf("unknown user: %v", err)
+	}
+}
+
+func TestDaemonErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"targets=/a\nvolume_dir=spool", `config: f:2: volume_dir: "spool" is not an absolute path`},
+		{"targets=/a\nlog_level=trace", `config: f:2: log_level: bad value "trace" (want one of debug, info, warn, error)`},
+		{"targets=/a\nidle_secs=0", `config: f:2: idle_secs: bad value "0" (want seconds, at least 1)`},
+		{"targets=/a\nmetrics_listen=9465", `config: f:2: metrics_listen: bad value "9465" (want host:port, or off)`},
+		{"targets=/a\nplugin_users=a:b", `config: f:2: plugin_users: bad user name "a:b"`},
+		{"targets=/a\nhealthcheck_failures=0", `config: f:2: healthcheck_failures: bad value "0" (want an integer from 1 to 1000)`},
+		{"targets=/a\n\npromote_cmd=/bin/true", "config: f:3: promote_cmd: failover: invalid configuration: promote_cmd is set but healthcheck_cmd is not"},
+		{"targets=/a\nhealthcheck_cmd=true\nhealthcheck_interval=5", "config: f:3: healthcheck_interval: failover: invalid configuration: healthcheck_timeout (10s) must be less than healthcheck_interval (5s)"},
+	} {
+		_, err := Parse(strings.NewReader(tc.in), "f")
+		var ce *Error
+		if err == nil || err.Error() != tc.want || !errors.As(err, &ce) {
+			t.Errorf("%q:\n got %v\nwant %s", tc.in, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ in, want string }{
+		{"targets=/a\nvolume_dir=/v\nfifo_path=/f", "config: f:3: volume_dir: set only one of volume_dir, fifo_path"},
+		{"targets=/a\nvolume_dir=/v\nfifo_copy_dir=/c", "config: f:3: fifo_copy_dir: needs fifo_path"},
+	} {
+		c, err := Parse(strings.NewReader(tc.in), "f")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CheckRun(); err == nil || err.Error() != tc.want {
+			t.Errorf("%q:\n got %v\nwant %s", tc.in, err, tc.want)
+		}
+	}
+}
