@@ -228,3 +228,32 @@ func TestMirrorReservedVersionsDir(t *testing.T) {
 		t.Errorf("versions dir created: %v", err)
 	}
 }
+
+// delete_removed never runs after a Full that did not end OK, nor after
+// an Incremental.
+func TestMirrorDeleteRemovedOnlyAfterOKFull(t *testing.T) {
+	ctx := context.Background()
+	for _, job := range []*bacularec.Job{
+		{JobID: 1, Job: "failed-full", Level: 'F', Ended: true, Status: 'E'},
+		{JobID: 2, Job: "unfinished-full", Level: 'F'},
+		{JobID: 3, Job: "incr", Level: 'I', Ended: true, Status: 'T'},
+	} {
+		root := tempDir(t)
+		stray := filepath.Join(root, "stray.txt")
+		os.WriteFile(stray, []byte("x"), 0o644)
+		m := NewMirror(root, MirrorOptions{DeleteRemoved: true})
+		if err := m.Begin(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		f, c := regAt(job, "/kept", "data")
+		if err := m.Put(ctx, f, c); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.End(ctx, job); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stray); err != nil || m.Stats().Deleted != 0 {
+			t.Errorf("%s: stray file: %v, deleted %d", job.Job, err, m.Stats().Deleted)
+		}
+	}
+}
