@@ -149,9 +149,10 @@ type encrypted struct {
 	com  committer
 	sr   StatsReporter
 
-	bytes   atomic.Int64 // plaintext bytes of the content written
-	vErrors atomic.Int64 // failed verifications
-	verify  []toVerify   // written, not yet verified
+	bytes   atomic.Int64   // plaintext bytes of the content written
+	vErrors atomic.Int64   // failed verifications
+	verify  []toVerify     // written, not yet verified
+	spare   *cipherContent // buffers of the last file, for the next
 }
 
 // toVerify is a file written whose read-back is pending.
@@ -300,13 +301,15 @@ func (e *encrypted) Put(ctx context.Context, f *bacularec.File, c Content) error
 // put gives t the encryption of the plaintext in, and returns the BLAKE3
 // of that plaintext.
 func (e *encrypted) put(ctx context.Context, cp *bacularec.File, in io.Reader, logical string) ([32]byte, error) {
-	cc, err := newCipherContent(in, e.key, logical)
+	cc, err := newCipherContent(in, e.key, logical, e.spare)
 	if err != nil {
 		return [32]byte{}, err
 	}
 	err = e.t.Put(ctx, cp, cc)
 	var sum [32]byte
 	cc.hash.Sum(sum[:0])
+	// The buffers and the hasher serve the next file: one Put at a time.
+	e.spare = cc
 	return sum, err
 }
 
@@ -512,9 +515,15 @@ type cipherContent struct {
 	hash   *blake3.Hasher
 }
 
-func newCipherContent(in io.Reader, key crypt.Key, logical string) (*cipherContent, error) {
-	cc := &cipherContent{in: in, plain: make([]byte, crypt.ChunkSize), hash: blake3.New()}
-	cc.out.b = make([]byte, 0, 2*crypt.EncryptedSize(crypt.ChunkSize))
+func newCipherContent(in io.Reader, key crypt.Key, logical string, reuse *cipherContent) (*cipherContent, error) {
+	cc := &cipherContent{in: in}
+	if reuse != nil {
+		cc.plain, cc.out.b, cc.hash = reuse.plain, reuse.out.b[:0], reuse.hash
+		cc.hash.Reset()
+	} else {
+		cc.plain, cc.hash = make([]byte, crypt.ChunkSize), blake3.New()
+		cc.out.b = make([]byte, 0, 2*crypt.EncryptedSize(crypt.ChunkSize))
+	}
 	w, err := crypt.NewWriter(&cc.out, key, logical) // the header, now
 	if err != nil {
 		return nil, err
