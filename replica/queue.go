@@ -31,15 +31,38 @@ type msg struct {
 	// spooled: read back from the spool, so job, label and file are this
 	// target's own copies.
 	spooled bool
+	// size is cost() when queued: the file may grow (ACLs, xattrs) while
+	// the message waits, and is not to be read then.
+	size int64
 	file    *bacularec.File
 	off     int64
 	data    []byte
 }
 
-// msgOverhead is what a message costs in memory besides its data.
+// msgOverhead is what a message costs in memory besides its data and the
+// file it describes: the msg in the queue's slice, and its share of the
+// reader's per-record state.
 const msgOverhead = 128
 
-func (m *msg) cost() int64 { return int64(len(m.data)) + msgOverhead }
+// fileOverhead is what a bacularec.File costs besides its strings.
+const fileOverhead = 512
+
+// cost is what m keeps in memory while queued. It must not underestimate:
+// a queue of small files' records is mostly File structs, and counting
+// them short lets a "32 MiB" queue hold hundreds of megabytes.
+func (m *msg) cost() int64 {
+	c := int64(len(m.data)) + msgOverhead
+	if f := m.file; f != nil && (m.kind == mFile || m.kind == mFileEnd) {
+		c += fileOverhead + int64(len(f.Path)+len(f.Link))
+		for _, a := range f.ACLs {
+			c += int64(len(a.Text)) + 32
+		}
+		for _, x := range f.Xattrs {
+			c += int64(len(x.Name)+len(x.Value)) + 48
+		}
+	}
+	return c
+}
 
 // errQueueFull: the message fits neither in memory nor in the spool.
 var errQueueFull = errors.New("replica: queue full")
@@ -97,7 +120,10 @@ func (q *queue) push(m msg, mode pushMode) error {
 		if q.closed {
 			return ErrClosed
 		}
-		c := m.cost()
+		if m.size == 0 {
+			m.size = m.cost()
+		}
+		c := m.size
 		if mode == force || q.spooled == 0 && (q.memBytes+c <= q.memLimit || len(q.mem) == q.head) {
 			q.mem = append(q.mem, m)
 			q.memBytes += c
@@ -129,7 +155,7 @@ func (q *queue) pop() (msg, error) {
 			m := q.mem[q.head]
 			q.mem[q.head] = msg{}
 			q.head++
-			q.memBytes -= m.cost()
+			q.memBytes -= m.size
 			if q.head == len(q.mem) {
 				q.mem, q.head = q.mem[:0], 0
 			}
