@@ -96,6 +96,11 @@ type Engine struct {
 	// Sleep waits between retries (default: a timer honouring ctx);
 	// tests make time pass instantly.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// SpillGrace is how long the reader waits for a full target before it
+	// spills to its spool, when another target can go on meanwhile
+	// (default 50ms; negative: no wait). Targets of similar speed take
+	// turns being full, and spilling for that would only cost both.
+	SpillGrace time.Duration
 	// DeferDir holds the items of concurrent jobs (interleaved in the
 	// volumes) while the job before them is replicated (default
 	// os.TempDir()).
@@ -148,6 +153,16 @@ func (s *Summary) Failed() bool {
 }
 
 const maxListedFailures = 100
+
+func (e *Engine) spillGrace() time.Duration {
+	switch {
+	case e.SpillGrace < 0:
+		return 0
+	case e.SpillGrace == 0:
+		return 50 * time.Millisecond
+	}
+	return e.SpillGrace
+}
 
 // dest is the engine's state for one destination.
 type dest struct {
@@ -524,7 +539,15 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 	// reader for nothing, and it waits instead.
 	for _, d := range full {
 		if room {
-			err := d.q.push(m, orSpool)
+			// A moment's grace first (SpillGrace).
+			err := errQueueFull
+			for waited := time.Duration(0); waited < p.e.spillGrace() && err == errQueueFull; waited += time.Millisecond {
+				time.Sleep(time.Millisecond)
+				err = d.q.push(m, memOnly)
+			}
+			if err == errQueueFull {
+				err = d.q.push(m, orSpool)
+			}
 			if err == errQueueFull {
 				p.e.logger().Warn("target lagging: its queue and spool are full", "target", d.Name, "job", m.job.Job)
 				d.lagged = true

@@ -143,7 +143,7 @@ func TestEngineLaggingResync(t *testing.T) {
 	e := &Engine{Dests: []Destination{
 		{Name: "fast", Target: fast},
 		{Name: "slow", Target: &slow{slowMem, 2 * time.Millisecond}, QueueBytes: 4096},
-	}}
+	}, SpillGrace: -1}
 	sum, err := e.Run(context.Background(), source(vols("plain-md5")...))
 	if err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestEngineSpool(t *testing.T) {
 	e := &Engine{Dests: []Destination{
 		{Name: "fast", Target: fast},
 		{Name: "slow", Target: &slow{slowMem, time.Millisecond}, QueueBytes: 4096, SpoolDir: t.TempDir()},
-	}}
+	}, SpillGrace: -1}
 	sum, err := e.Run(context.Background(), source(vols("sparse-md5")...))
 	if err != nil {
 		t.Fatal(err)

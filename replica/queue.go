@@ -34,9 +34,9 @@ type msg struct {
 	// size is cost() when queued: the file may grow (ACLs, xattrs) while
 	// the message waits, and is not to be read then.
 	size int64
-	file    *bacularec.File
-	off     int64
-	data    []byte
+	file *bacularec.File
+	off  int64
+	data []byte
 }
 
 // msgOverhead is what a message costs in memory besides its data and the
