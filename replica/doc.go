@@ -30,7 +30,9 @@
 // only then renames them into place: after a crash or kill -9 a name holds
 // the old file or the whole new one, never a torn one. The JobLog marks a
 // job done only after End returned, so an interrupted job is replayed by
-// the next run. Temporary names left by an interruption are not removed
-// automatically yet: anything named extract.TempPrefix+"*" under a target
-// root may be deleted while no replication runs.
+// the next run. With MirrorOptions.Journal (replicad always sets one), the
+// next Begin on the target removes the temporary names the dead writer
+// left and completes an interrupted consistency-group switch; without
+// one, anything named extract.TempPrefix+"*" under a target root may be
+// deleted while no replication runs.
 package replica

@@ -62,7 +62,7 @@ type targetStatus struct {
 	LagBytes    int64      `json:"lag_bytes"`     // read for it, not yet written: queue + spool
 	QueueBytes  int64      `json:"queue_bytes"`
 	SpoolBytes  int64      `json:"spool_bytes"`
-	JobsBehind  int        `json:"jobs_behind"` // jobs it missed in the last pass, replayed by the next
+	JobsBehind  int        `json:"jobs_behind"` // jobs it missed in the last pass (recorded not done in the catalog; the daemon does not re-read them: see docs/operations.md)
 	LastJob     string     `json:"last_job,omitempty"`
 	LastJobDone *time.Time `json:"last_job_done,omitempty"`
 	RPOSeconds  *float64   `json:"rpo_seconds,omitempty"` // since LastJobDone

@@ -151,6 +151,10 @@ func (g *guards) after(ctx context.Context, target string, job *bacularec.Job, e
 		return
 	}
 	ok := err == nil && job.OK()
+	// A stop (SIGTERM) cancels ctx, and is exactly when a target must be
+	// rolled back: the rollback gets its own time (each command keeps
+	// the backend's timeout).
+	ctx = context.WithoutCancel(ctx)
 	if derr := gd.Done(ctx, ok); derr != nil {
 		g.tell(target, metrics.SnapshotFailed)
 		g.logger.Error("snapshot", "target", target, "job", job.Job, "rolled back", !ok, "err", derr)

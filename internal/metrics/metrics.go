@@ -103,7 +103,7 @@ func New() *Recorder {
 	r.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "job_duration_seconds",
 		Help: "Time to replicate one job to the target.", Buckets: prometheus.ExponentialBuckets(1, 2, 16)}, []string{"target"})
 	r.reg.MustRegister(r.jobDuration)
-	r.lagJobs = gauge("lag_jobs", "Jobs the target did not receive completely in the last pass (failed or lagging); replayed by the next.", "target")
+	r.lagJobs = gauge("lag_jobs", "Jobs the target did not receive completely in the last pass (failed or lagging), after the pass's retries; they stay not done in the catalog.", "target")
 	r.lastDone = gauge("last_job_completed_timestamp_seconds", "Unix time at which the target last completed a job Bacula ended OK.", "target")
 	r.snapshots = counter("snapshot_events_total", "Snapshots of the target by event: created, kept, rolled_back, failed.", "target", "event")
 	r.failover = counter("failover_events_total", "Failover health checks (check-passed, check-failed), hooks and role changes.", "event")
