@@ -102,14 +102,14 @@ static int brc_set_value(brc_ctx *ctx, int var, void *value)
 	return BRC_RC_ERROR; /* never called by the SD */
 }
 
-/* Always OK: openbrc never vetoes a device open or a reservation. */
+/* OK, except for a DeviceOpen that require_replica refuses (Go decides):
+ * then Error, and the SD fails the job. */
 static int brc_handle_event(brc_ctx *ctx, brc_event *event, void *value)
 {
 	(void)value;
 	if (ctx == NULL || event == NULL)
 		return BRC_RC_OK;
-	brcGoEvent(ctx, (uintptr_t)ctx->pContext, event->eventType);
-	return BRC_RC_OK;
+	return brcGoEvent(ctx, (uintptr_t)ctx->pContext, event->eventType) == BRC_RC_ERROR ? BRC_RC_ERROR : BRC_RC_OK;
 }
 
 int brc_get_jobid(brc_ctx *ctx, int *jobid)

@@ -39,6 +39,8 @@ enum {
 
 /* Job message types used (M_* of the SD). */
 enum {
+	BRC_M_ERROR = 4,
+	BRC_M_WARNING = 5,
 	BRC_M_INFO = 6
 };
 

@@ -44,7 +44,12 @@ func brcGoLoad(sdVersion, funcsVersion, funcsSize C.uint32_t, license **C.char) 
 	defer glueMu.Unlock()
 	p := plugin
 	if p == nil {
-		p = New(ConfigFromEnv(os.Getenv))
+		cfg, warn := ConfigFromEnv(os.Getenv)
+		for _, w := range warn {
+			fmt.Fprintf(os.Stderr, "brc-replica-sd: configuration: %s\n", w)
+		}
+		cfg.Warnings = warn
+		p = New(cfg)
 	}
 	a, err := p.Load(uint32(sdVersion), uint32(funcsSize))
 	if err != nil {
@@ -86,12 +91,19 @@ func brcGoFree(id C.uintptr_t) {
 	}
 }
 
+// brcGoEvent returns the bRC of handlePluginEvent: OK, or Error when
+// require_replica fails a DeviceOpen. A panic answers OK.
+//
 //export brcGoEvent
-func brcGoEvent(ctx *C.brc_ctx, id C.uintptr_t, event C.uint32_t) {
+func brcGoEvent(ctx *C.brc_ctx, id C.uintptr_t, event C.uint32_t) (rc C.int) {
+	rc = C.BRC_RC_OK
 	defer noPanic()
 	if p := current(); p != nil {
-		p.HandleEvent(uintptr(id), uint32(event), cHost{ctx})
+		if err := p.HandleEvent(uintptr(id), uint32(event), cHost{ctx}); err != nil {
+			return C.BRC_RC_ERROR
+		}
 	}
+	return C.BRC_RC_OK
 }
 
 // cHost is the Host of one SD call: ctx is valid only during the call.
@@ -113,10 +125,10 @@ func (h cHost) Job() string {
 	return C.GoString(name)
 }
 
-func (h cHost) Message(msg string) {
+func (h cHost) Message(typ int, msg string) {
 	cs := C.CString(msg)
 	defer C.free(unsafe.Pointer(cs))
-	C.brc_job_message(h.ctx, C.BRC_M_INFO, cs)
+	C.brc_job_message(h.ctx, C.int(typ), cs)
 }
 
 func (h cHost) Debug(level int, msg string) {

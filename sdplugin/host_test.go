@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/openbrc/brc/internal/sdevent"
+	"github.com/openbrc/brc/sdplugin"
 )
 
 // The host test builds brc-replica-sd.so with -buildmode=c-shared and a
@@ -123,6 +124,13 @@ func (c *collector) waitForFunc(t *testing.T, what string, d time.Duration, ok f
 }
 
 func listen(t *testing.T) (string, *collector) {
+	return listenReply(t, nil)
+}
+
+// listenReply is listen with an answer to requests (job_end with
+// want_summary): reply returns it, or nil for none (the connection is
+// closed). reply may block until the test ends.
+func listenReply(t *testing.T, reply func(sdevent.Event) *sdevent.Reply) (string, *collector) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "brc-sock-") // short: sun_path has 108 bytes
 	if err != nil {
@@ -139,10 +147,15 @@ func listen(t *testing.T) (string, *collector) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		ln.Serve(ctx, func(_ sdevent.Peer, ev sdevent.Event) {
+		ln.ServeRequests(ctx, func(_ sdevent.Peer, ev sdevent.Event, answer func(sdevent.Reply) error) {
 			c.mu.Lock()
 			c.events = append(c.events, ev)
 			c.mu.Unlock()
+			if ev.WantSummary && reply != nil {
+				if r := reply(ev); r != nil {
+					answer(*r)
+				}
+			}
 		}, func(_ sdevent.Peer, err error) {
 			c.mu.Lock()
 			c.errs = append(c.errs, err)
@@ -152,11 +165,21 @@ func listen(t *testing.T) (string, *collector) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		if len(c.errs) > 0 {
 			t.Errorf("listener errors: %v", c.errs)
 		}
 	})
 	return path, c
+}
+
+// summaryOf is a fake replicad's summary of a job: two targets.
+func summaryOf(ev sdevent.Event) *sdevent.Reply {
+	return &sdevent.Reply{JobID: ev.JobID, Job: ev.Job, Done: true, Targets: []sdevent.TargetSummary{
+		{Name: "/mnt/dr1", Done: true, Files: 54, Bytes: 350273},
+		{Name: "/mnt/dr2", Done: true, Files: 54, Bytes: 350273, JobsBehind: 1},
+	}}
 }
 
 type hostRun struct {
@@ -165,12 +188,21 @@ type hostRun struct {
 	pid   int
 }
 
-func runHost(t *testing.T, so, host, version, socket string) hostRun {
+// runHost runs the host with the plugin's socket in BRC_REPLICA_SOCKET
+// and conf as its configuration file (BRC_REPLICA_SD_CONF; "" for none:
+// the real /etc/openbrc/replica-sd.conf is never read).
+func runHost(t *testing.T, so, host, version, socket string, conf ...string) hostRun {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	cf := filepath.Join(t.TempDir(), "replica-sd.conf")
+	if len(conf) > 0 {
+		if err := os.WriteFile(cf, []byte(strings.Join(conf, "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cmd := exec.CommandContext(ctx, host, so, version, "20")
-	cmd.Env = append(os.Environ(), "BRC_PLUGIN_SOCKET="+socket)
+	cmd.Env = append(os.Environ(), sdplugin.SocketEnv+"="+socket, sdplugin.ConfEnv+"="+cf)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -215,6 +247,13 @@ var eventLine = regexp.MustCompile(`^event (\S+) (\d+) rc=(-?\d+) us=(\d+)$`)
 // checkEvents: every handlePluginEvent returned bRC_OK, quickly.
 func (r hostRun) checkEvents(t *testing.T, wantCalls int) {
 	t.Helper()
+	r.checkEventsFunc(t, wantCalls, func(who, id string) (string, time.Duration) { return "0", 200 * time.Millisecond })
+}
+
+// checkEventsFunc: each handlePluginEvent returned the rc want says, in at
+// most the time it says.
+func (r hostRun) checkEventsFunc(t *testing.T, wantCalls int, want func(who, id string) (rc string, max time.Duration)) {
+	t.Helper()
 	n := 0
 	for _, l := range r.lines {
 		m := eventLine.FindStringSubmatch(l)
@@ -222,11 +261,12 @@ func (r hostRun) checkEvents(t *testing.T, wantCalls int) {
 			continue
 		}
 		n++
-		if m[3] != "0" {
-			t.Errorf("%s: want rc=0 (the plugin never vetoes)", l)
+		rc, maxd := want(m[1], m[2])
+		if m[3] != rc {
+			t.Errorf("%s: want rc=%s", l, rc)
 		}
-		if us, _ := strconv.Atoi(m[4]); us > 200_000 {
-			t.Errorf("%s: handlePluginEvent took %d µs", l, us)
+		if us, _ := strconv.Atoi(m[4]); time.Duration(us)*time.Microsecond > maxd {
+			t.Errorf("%s: handlePluginEvent took %d µs (at most %s)", l, us, maxd)
 		}
 	}
 	if n != wantCalls {
@@ -243,7 +283,7 @@ func TestHostLoadsPlugin(t *testing.T) {
 	so, host := buildHost(t)
 	for _, tc := range []struct{ version, license string }{{"12", "Bacula"}, {"13", "AGPLv3"}} {
 		t.Run("v"+tc.version, func(t *testing.T) {
-			socket, col := listen(t)
+			socket, col := listenReply(t, summaryOf)
 			r := runHost(t, so, host, tc.version, socket)
 			for key, want := range map[string]string{
 				"load rc":           "0",
@@ -273,8 +313,22 @@ func TestHostLoadsPlugin(t *testing.T) {
 			if reg := r.matching(`^register `); len(reg) != 3 || slices.ContainsFunc(reg, func(l string) bool { return l != "register ctx=set 1 2 4 6" }) {
 				t.Errorf("registerBaculaEvents calls: %q, want 3 × events 1 2 4 6", reg)
 			}
-			if msgs := r.matching(`^jobmsg `); len(msgs) != 0 {
-				t.Errorf("job messages with replicad listening: %q", msgs)
+			// The job log: notified at JobStart, the summary at JobEnd.
+			var wantMsgs []string
+			for _, j := range []struct {
+				id   int
+				name string
+			}{{42, jobA}, {43, jobB}} {
+				pre := fmt.Sprintf("jobmsg ctx=set jobid=%d file=brc-replica-sd type=6 fmt=%%s text=openbrc: ", j.id)
+				wantMsgs = append(wantMsgs, pre+"replicad notified of job "+j.name,
+					pre+"/mnt/dr1: 54 files, 350273 bytes, 0 skipped, 0 failed, up to date",
+					pre+"/mnt/dr2: 54 files, 350273 bytes, 0 skipped, 0 failed, 1 job behind")
+			}
+			msgs := r.matching(`^jobmsg `)
+			sort.Strings(msgs)
+			sort.Strings(wantMsgs)
+			if !slices.Equal(msgs, wantMsgs) {
+				t.Errorf("job messages with replicad listening:\n%s\nwant\n%s", strings.Join(msgs, "\n"), strings.Join(wantMsgs, "\n"))
 			}
 			for _, l := range r.matching(`^debugmsg `) {
 				if !strings.Contains(l, " fmt=%s ") {
@@ -312,6 +366,9 @@ func TestHostLoadsPlugin(t *testing.T) {
 					t.Errorf("unexpected JobId: %+v", ev)
 				}
 				byJob[ev.JobID] = append(byJob[ev.JobID], ev.Type)
+				if ev.Type == sdevent.JobEnd && (!ev.WantSummary || ev.WaitSecs != 30) {
+					t.Errorf("%+v: want want_summary, wait_secs 30 (the default)", ev)
+				}
 			}
 			if evs[0].Type != sdevent.Loaded || evs[len(evs)-1].Type != sdevent.Unloaded {
 				t.Errorf("events do not start with %s and end with %s: %v", sdevent.Loaded, sdevent.Unloaded, evs)
@@ -354,25 +411,116 @@ func TestHostRefusesOtherVersions(t *testing.T) {
 	}
 }
 
-// Without replicad, events are dropped without delaying the SD, and one
-// job message (M_INFO) says so.
+// Without replicad, events are dropped without delaying the SD; the job
+// log says replicad is unreachable (M_WARNING) at JobStart and that there
+// is no summary at JobEnd, and one job message (M_INFO) reports the
+// dropped events.
 func TestHostWithoutReplicad(t *testing.T) {
 	so, host := buildHost(t)
 	dir := t.TempDir()
-	r := runHost(t, so, host, "12", filepath.Join(dir, "missing", "replicad.sock"))
+	sock := filepath.Join(dir, "missing", "replicad.sock")
+	r := runHost(t, so, host, "12", sock)
 	if rc := r.value(t, "load rc"); rc != "0" {
 		t.Fatalf("load rc=%s\n%s", rc, r.out)
 	}
 	r.checkEvents(t, 14)
-	msgs := r.matching(`^jobmsg `)
-	if len(msgs) != 1 {
-		t.Fatalf("want exactly 1 drop report (at most one a minute), got %q\n%s", msgs, r.out)
+	pre := "jobmsg ctx=set jobid=%d file=brc-replica-sd type=5 fmt=%%s text=openbrc: "
+	for _, id := range []int{42, 43} {
+		for _, want := range []string{
+			fmt.Sprintf(pre, id) + "replicad unreachable at " + sock + ": sdevent: dial unix " + sock + ": connect: no such file or directory",
+			fmt.Sprintf(pre, id) + "no replication summary for job ",
+		} {
+			if m := r.matching("^" + regexp.QuoteMeta(want)); len(m) != 1 {
+				t.Errorf("want one %q in the job log, got %q", want, m)
+			}
+		}
 	}
-	if !strings.HasPrefix(msgs[0], "jobmsg ctx=set file=brc-replica-sd type=6 fmt=%s text=brc-replica-sd: ") ||
-		!strings.Contains(msgs[0], "not delivered to replicad") {
-		t.Errorf("drop report: %s", msgs[0])
+	reports := r.matching(`^jobmsg .* type=6 .*not delivered to replicad`)
+	if len(reports) != 1 {
+		t.Fatalf("want exactly 1 drop report (at most one a minute), got %q\n%s", reports, r.out)
+	}
+	if !strings.HasPrefix(reports[0], "jobmsg ctx=set jobid=42 file=brc-replica-sd type=6 fmt=%s text=brc-replica-sd: ") {
+		t.Errorf("drop report: %s", reports[0])
+	}
+	if n := len(r.matching(`^jobmsg `)); n != 5 {
+		t.Errorf("%d job messages, want 5:\n%s", n, r.out)
 	}
 	if rc := r.value(t, "unload rc"); rc != "0" {
 		t.Errorf("unload rc=%s", rc)
+	}
+}
+
+// require_replica=yes: without replicad, the DeviceOpen of a job returns
+// bRC_Error (the SD fails the job), with an M_ERROR job message; that of
+// the system JCR does not. With replicad, it returns bRC_OK.
+func TestHostRequireReplica(t *testing.T) {
+	so, host := buildHost(t)
+	t.Run("unreachable", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "replicad.sock")
+		r := runHost(t, so, host, "13", sock, "# test", "require_replica = yes", "summary_wait = 0")
+		r.checkEventsFunc(t, 14, func(who, id string) (string, time.Duration) {
+			if id == "4" && (who == "A" || who == "B") {
+				return "2", 2500 * time.Millisecond
+			}
+			return "0", 200 * time.Millisecond
+		})
+		for _, id := range []int{42, 43} {
+			want := fmt.Sprintf("^jobmsg ctx=set jobid=%d file=brc-replica-sd type=4 fmt=%%s text=openbrc: require_replica=yes \\(.*replica-sd.conf\\) and replicad is unreachable at %s: .*the job fails$", id, regexp.QuoteMeta(sock))
+			if m := r.matching(want); len(m) != 1 {
+				t.Errorf("no %s in:\n%s", want, r.out)
+			}
+		}
+	})
+	t.Run("listening", func(t *testing.T) {
+		sock, col := listen(t)
+		r := runHost(t, so, host, "13", sock, "require_replica = yes", "summary_wait = 0")
+		r.checkEvents(t, 14)
+		if m := r.matching(`^jobmsg .*type=[45] `); len(m) != 0 {
+			t.Errorf("warnings or errors with replicad listening: %q", m)
+		}
+		col.waitFor(t, sdevent.Unloaded, 5*time.Second)
+		n := 0
+		for _, ev := range col.all() {
+			if ev.Type == sdevent.DeviceOpen {
+				n++
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d device_open events, want 2", n)
+		}
+	})
+}
+
+// A replicad that takes the request and never answers: JobEnd returns
+// after summary_wait (+ the margin), well within summary_wait+1s, and the
+// job log says there is no summary. Unknown keys of the configuration file
+// are reported in the job log.
+func TestHostSummaryTimeout(t *testing.T) {
+	so, host := buildHost(t)
+	release := make(chan struct{})
+	sock, _ := listenReply(t, func(sdevent.Event) *sdevent.Reply { <-release; return nil })
+	t.Cleanup(func() { close(release) }) // before the listener's cleanup
+	r := runHost(t, so, host, "12", sock, "summary_wait = 1", "frobnicate = yes")
+	r.checkEventsFunc(t, 14, func(who, id string) (string, time.Duration) {
+		if id == "2" && (who == "A" || who == "B") {
+			return "0", 2 * time.Second
+		}
+		return "0", 200 * time.Millisecond
+	})
+	for _, l := range r.lines {
+		if m := eventLine.FindStringSubmatch(l); m != nil && m[2] == "2" && m[1] != "system" {
+			if us, _ := strconv.Atoi(m[4]); us < 900_000 {
+				t.Errorf("%s: JobEnd returned before summary_wait", l)
+			}
+		}
+	}
+	for _, id := range []int{42, 43} {
+		want := fmt.Sprintf("^jobmsg ctx=set jobid=%d file=brc-replica-sd type=5 fmt=%%s text=openbrc: no replication summary for job .*: sdevent: no reply within 1.5s$", id)
+		if m := r.matching(want); len(m) != 1 {
+			t.Errorf("no %s in:\n%s", want, r.out)
+		}
+	}
+	if m := r.matching(`^jobmsg ctx=set jobid=42 .*type=5 .*text=openbrc: configuration: .*replica-sd.conf:2: unknown key "frobnicate": ignored$`); len(m) != 1 {
+		t.Errorf("no warning about the unknown key:\n%s", r.out)
 	}
 }

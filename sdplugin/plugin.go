@@ -45,12 +45,23 @@ const (
 
 // Defaults of Config.
 const (
-	DefaultSocket      = "/run/openbrc/replicad.sock"
-	SocketEnv          = "BRC_PLUGIN_SOCKET" // overrides DefaultSocket, read from the SD's environment
-	DefaultTimeout     = time.Second
-	DefaultQueueSize   = 256
-	DefaultReportEvery = time.Minute
-	DefaultFlush       = 500 * time.Millisecond
+	DefaultSocket         = "/run/openbrc/replicad.sock"
+	DefaultTimeout        = time.Second
+	DefaultRequireTimeout = 2 * time.Second
+	DefaultSummaryWait    = 30 * time.Second
+	DefaultQueueSize      = 256
+	DefaultReportEvery    = time.Minute
+	DefaultFlush          = 500 * time.Millisecond
+	// SummaryMargin is what the plugin waits for replicad's reply beyond
+	// the SummaryWait it asks for (transit, replicad's own timer).
+	SummaryMargin = 500 * time.Millisecond
+)
+
+// Job message types (M_* of the SD) the plugin issues.
+const (
+	MError   = 4
+	MWarning = 5
+	MInfo    = 6
 )
 
 // Errors.
@@ -58,6 +69,10 @@ var (
 	ErrVersion = errors.New("sdplugin: unsupported SD plugin interface version")
 	ErrFuncs   = errors.New("sdplugin: bsdFuncs smaller than interface 12's")
 	ErrLoaded  = errors.New("sdplugin: already loaded")
+	// ErrReplicaRequired is HandleEvent's answer to a DeviceOpen when
+	// require_replica is set and replicad cannot be reached: the SD fails
+	// the job.
+	ErrReplicaRequired = errors.New("sdplugin: require_replica: replicad unreachable")
 )
 
 // Answer is what the plugin puts in psdInfo after a successful negotiation.
@@ -105,39 +120,62 @@ func EventType(id uint32) string {
 // Config configures a Plugin. The zero value of every field means its
 // default.
 type Config struct {
-	Socket      string        // replicad's socket (DefaultSocket)
+	Socket     string // replicad's socket (DefaultSocket)
+	SocketFrom string // where Socket comes from (for messages): a file, SocketEnv or "default"
+	ConfFile   string // the configuration file read, if any
+	// RequireReplica: a DeviceOpen of a job fails (the SD fails the job)
+	// when the device_open event cannot be delivered within
+	// RequireTimeout.
+	RequireReplica bool
+	RequireTimeout time.Duration // DefaultRequireTimeout
+	// SummaryWait is how long JobEnd waits for replicad's summary of the
+	// job (DefaultSummaryWait; negative: no summary, job_end is queued).
+	SummaryWait time.Duration
 	Timeout     time.Duration // for one Send (DefaultTimeout)
 	QueueSize   int           // events waiting to be sent; more are dropped (DefaultQueueSize)
 	ReportEvery time.Duration // at most one drop report per interval (DefaultReportEvery)
 	Flush       time.Duration // how long Unload waits for queued events (DefaultFlush)
 	// Send delivers one event (sdevent.Send).
 	Send func(path string, ev sdevent.Event, timeout time.Duration) error
-	Now  func() time.Time // time.Now
-	PID  int              // of the loading process (os.Getpid())
+	// Request sends an event and reads replicad's reply (sdevent.Request).
+	Request func(path string, ev sdevent.Event, timeout time.Duration) (sdevent.Reply, error)
+	Now     func() time.Time // time.Now
+	PID     int              // of the loading process (os.Getpid())
 	// Program is the loading program's name, sent in the plugin_loaded
 	// event (bacula-sd, bls, bextract, ...).
 	Program string
+	// Warnings (about the configuration file) go to the job log of the
+	// first job, and to the debug output.
+	Warnings []string
 }
 
-// ConfigFromEnv returns the configuration of the plugin loaded into the
-// current process: the socket from SocketEnv (via getenv) or DefaultSocket,
-// and the program name.
-func ConfigFromEnv(getenv func(string) string) Config {
-	c := Config{Socket: strings.TrimSpace(getenv(SocketEnv)), PID: os.Getpid()}
+func programName() string {
 	if b, err := os.ReadFile("/proc/self/comm"); err == nil {
-		c.Program = strings.TrimSpace(string(b))
+		return strings.TrimSpace(string(b))
 	} else if len(os.Args) > 0 {
-		c.Program = filepath.Base(os.Args[0])
+		return filepath.Base(os.Args[0])
 	}
-	return c
+	return ""
 }
 
 func (c Config) withDefaults() Config {
 	if c.Socket == "" {
 		c.Socket = DefaultSocket
 	}
+	if c.SocketFrom == "" {
+		c.SocketFrom = "configuration"
+	}
 	if c.Timeout <= 0 {
 		c.Timeout = DefaultTimeout
+	}
+	if c.RequireTimeout <= 0 {
+		c.RequireTimeout = DefaultRequireTimeout
+	}
+	if c.SummaryWait == 0 {
+		c.SummaryWait = DefaultSummaryWait
+	}
+	if c.Request == nil {
+		c.Request = sdevent.Request
 	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = DefaultQueueSize
@@ -167,8 +205,8 @@ type Host interface {
 	JobID() int
 	// Job is bsdVarJobName, the unique Job name ("" if unknown).
 	Job() string
-	// Message issues an informational job message (M_INFO).
-	Message(msg string)
+	// Message issues a job message of type typ (MInfo, MWarning, MError).
+	Message(typ int, msg string)
 	// Debug issues a debug message at level.
 	Debug(level int, msg string)
 }
@@ -187,6 +225,26 @@ type instance struct {
 	job   string
 }
 
+// Decision of RequireDecision.
+const (
+	DeviceOpenQueue = iota // require_replica=no: queue device_open
+	DeviceOpenOK           // delivered: the device opens
+	DeviceOpenFail         // not delivered: the job fails
+)
+
+// RequireDecision says what a DeviceOpen of a job does: without
+// require_replica the event is queued like the others; with it, the
+// outcome of the synchronous delivery (sendErr) decides.
+func RequireDecision(require bool, sendErr error) int {
+	switch {
+	case !require:
+		return DeviceOpenQueue
+	case sendErr != nil:
+		return DeviceOpenFail
+	}
+	return DeviceOpenOK
+}
+
 // Plugin is the storage daemon plugin's logic: version negotiation,
 // per-JCR instances, event mapping, and a bounded queue drained by one
 // goroutine that sends to replicad. Its methods never block on replicad
@@ -200,6 +258,7 @@ type Plugin struct {
 	inst    map[uintptr]*instance
 	next    uintptr
 	skipped uint64
+	warned  bool // Config.Warnings were written to a job log
 }
 
 // New returns a Plugin; it starts nothing until Load.
@@ -274,15 +333,25 @@ func (p *Plugin) Instances() int {
 	return len(p.inst)
 }
 
-// HandleEvent handles SD event id for instance inst. Forwarded events
-// (EventType) of a job (JobId > 0) are queued for replicad; those of
-// system JCRs and of the tools (JobId 0) are skipped. When events were
-// dropped, a job message says so, at most once per Config.ReportEvery.
-// It never blocks on replicad; the SD always gets bRC_OK.
-func (p *Plugin) HandleEvent(inst uintptr, id uint32, h Host) {
+// HandleEvent handles SD event id for instance inst and returns nil
+// (bRC_OK) or ErrReplicaRequired (bRC_Error: the SD fails the job).
+// Events of system JCRs and of the tools (JobId 0) are skipped. For a
+// job (JobId > 0):
+//
+//   - JobStart is sent at once (at most Config.Timeout), and the job log
+//     says whether replicad got it (M_INFO) or not (M_WARNING);
+//   - DeviceOpen, with RequireReplica, is sent at once (at most
+//     Config.RequireTimeout); if it cannot be delivered, the job log says
+//     why (M_ERROR) and ErrReplicaRequired is returned;
+//   - JobEnd, unless SummaryWait is negative, asks replicad for its
+//     summary of the job, waits at most SummaryWait+SummaryMargin for it,
+//     and writes it to the job log, one M_INFO line per target;
+//   - the other events are queued (they never block); when events were
+//     dropped, a job message says so, at most once per ReportEvery.
+func (p *Plugin) HandleEvent(inst uintptr, id uint32, h Host) error {
 	typ := EventType(id)
 	if typ == "" {
-		return
+		return nil
 	}
 	p.mu.Lock()
 	q := p.q
@@ -294,7 +363,7 @@ func (p *Plugin) HandleEvent(inst uintptr, id uint32, h Host) {
 	}
 	p.mu.Unlock()
 	if q == nil {
-		return
+		return nil
 	}
 	if jobID <= 0 {
 		// getBaculaValue: a JCR's JobId and Job do not change, so one
@@ -310,17 +379,119 @@ func (p *Plugin) HandleEvent(inst uintptr, id uint32, h Host) {
 		p.mu.Lock()
 		p.skipped++
 		p.mu.Unlock()
-		return
+		return nil
 	}
 	p.mu.Lock()
 	ev := p.event(typ, jobID, job, "")
+	warn := !p.warned && len(p.cfg.Warnings) > 0
+	p.warned = true
 	p.mu.Unlock()
-	if q.push(ev) {
-		h.Debug(100, fmt.Sprintf("brc-replica-sd: JobId %d: %s queued for replicad at %s\n", jobID, typ, p.cfg.Socket))
+	cfg := p.cfg
+	if warn {
+		for _, w := range cfg.Warnings {
+			h.Message(MWarning, "openbrc: configuration: "+w+"\n")
+			h.Debug(10, "brc-replica-sd: configuration: "+w+"\n")
+		}
 	}
-	if msg := q.report(p.cfg.Now(), p.cfg.ReportEvery, p.cfg.Socket); msg != "" {
-		h.Message(msg)
+	var rc error
+	switch {
+	case id == EventJobStart:
+		err := cfg.Send(cfg.Socket, ev, cfg.Timeout)
+		q.account(err, true)
+		if err != nil {
+			msg := fmt.Sprintf("openbrc: replicad unreachable at %s: %v", cfg.Socket, err)
+			if cfg.RequireReplica {
+				msg += " (require_replica=yes: the job fails when it opens a device unless replicad is back by then)"
+			}
+			h.Message(MWarning, msg+"\n")
+		} else {
+			h.Message(MInfo, fmt.Sprintf("openbrc: replicad notified of job %s\n", jobLabel(jobID, job)))
+		}
+	case id == EventDeviceOpen && cfg.RequireReplica:
+		err := cfg.Send(cfg.Socket, ev, cfg.RequireTimeout)
+		q.account(err, true)
+		if RequireDecision(true, err) == DeviceOpenFail {
+			h.Message(MError, fmt.Sprintf("openbrc: require_replica=yes (%s) and replicad is unreachable at %s: %v; the device is not opened, the job fails\n",
+				cfg.ConfFile, cfg.Socket, err))
+			rc = ErrReplicaRequired
+		} else {
+			h.Debug(100, fmt.Sprintf("brc-replica-sd: JobId %d: %s delivered to replicad at %s (require_replica)\n", jobID, typ, cfg.Socket))
+		}
+	case id == EventJobEnd && cfg.SummaryWait > 0:
+		ev.WantSummary = true
+		ev.WaitSecs = int((cfg.SummaryWait + time.Second - 1) / time.Second)
+		r, err := cfg.Request(cfg.Socket, ev, cfg.SummaryWait+SummaryMargin)
+		q.account(err, true)
+		if err != nil {
+			h.Message(MWarning, fmt.Sprintf("openbrc: no replication summary for job %s from replicad at %s: %v\n", jobLabel(jobID, job), cfg.Socket, err))
+		} else {
+			for _, l := range FormatSummary(r, cfg.SummaryWait) {
+				h.Message(MInfo, l+"\n")
+			}
+		}
+	default:
+		if q.push(ev) {
+			h.Debug(100, fmt.Sprintf("brc-replica-sd: JobId %d: %s queued for replicad at %s\n", jobID, typ, cfg.Socket))
+		}
 	}
+	if msg := q.report(cfg.Now(), cfg.ReportEvery, cfg.Socket); msg != "" {
+		h.Message(MInfo, msg)
+	}
+	return rc
+}
+
+func jobLabel(jobID int, job string) string {
+	if job == "" {
+		return fmt.Sprintf("JobId %d", jobID)
+	}
+	return job
+}
+
+// FormatSummary turns replicad's reply into job log lines (without
+// newlines): one per target, after a first line when replicad was not
+// done with the job within wait.
+func FormatSummary(r sdevent.Reply, wait time.Duration) []string {
+	var lines []string
+	name := jobLabel(int(r.JobID), r.Job)
+	if !r.Done {
+		l := fmt.Sprintf("openbrc: replicad has not finished replicating job %s after %s", name, wait.Round(time.Second))
+		if r.Note != "" {
+			l += " (" + r.Note + ")"
+		}
+		lines = append(lines, l+"; so far:")
+	} else if r.Note != "" {
+		lines = append(lines, "openbrc: job "+name+": "+r.Note)
+	}
+	if len(r.Targets) == 0 && r.Note == "" {
+		lines = append(lines, "openbrc: replicad has no target")
+	}
+	for _, t := range r.Targets {
+		l := fmt.Sprintf("openbrc: %s: %d files, %d bytes, %d skipped, %d failed", t.Name, t.Files, t.Bytes, t.Skipped, t.Failed)
+		switch {
+		case t.Error != "":
+			l += ", not replicated: " + t.Error
+		case !t.Done:
+			l += ", not replicated yet"
+		}
+		var behind []string
+		switch {
+		case t.JobsBehind == 1:
+			behind = append(behind, "1 job behind")
+		case t.JobsBehind > 1:
+			behind = append(behind, fmt.Sprintf("%d jobs behind", t.JobsBehind))
+		}
+		if t.LagBytes > 0 {
+			behind = append(behind, fmt.Sprintf("%d bytes still to write", t.LagBytes))
+		}
+		switch {
+		case len(behind) > 0:
+			l += ", " + strings.Join(behind, ", ")
+		case t.Done:
+			l += ", up to date"
+		}
+		lines = append(lines, l)
+	}
+	return lines
 }
 
 // Stats returns the event counters.

@@ -46,21 +46,6 @@ func TestEventType(t *testing.T) {
 	}
 }
 
-func TestConfigFromEnv(t *testing.T) {
-	c := sdplugin.ConfigFromEnv(func(k string) string {
-		if k == sdplugin.SocketEnv {
-			return " /tmp/x.sock\n"
-		}
-		return ""
-	})
-	if c.Socket != "/tmp/x.sock" || c.PID == 0 || c.Program == "" {
-		t.Errorf("ConfigFromEnv = %+v", c)
-	}
-	if c := sdplugin.ConfigFromEnv(func(string) string { return "" }); c.Socket != "" {
-		t.Errorf("without %s: Socket %q, want \"\" (the default)", sdplugin.SocketEnv, c.Socket)
-	}
-}
-
 // fakeHost is one JCR.
 type fakeHost struct {
 	mu      sync.Mutex
@@ -68,6 +53,7 @@ type fakeHost struct {
 	job     string
 	lookups int
 	msgs    []string
+	types   []int
 	debug   []string
 }
 
@@ -80,9 +66,10 @@ func (h *fakeHost) JobID() int {
 
 func (h *fakeHost) Job() string { return h.job }
 
-func (h *fakeHost) Message(msg string) {
+func (h *fakeHost) Message(typ int, msg string) {
 	h.mu.Lock()
 	h.msgs = append(h.msgs, msg)
+	h.types = append(h.types, typ)
 	h.mu.Unlock()
 }
 
@@ -101,12 +88,13 @@ func (h *fakeHost) messages() []string {
 // fakeSender records what the plugin sends; err makes it fail, block
 // makes it wait until release is closed.
 type fakeSender struct {
-	mu      sync.Mutex
-	paths   []string
-	events  []sdevent.Event
-	err     error
-	block   chan struct{}
-	entered chan struct{}
+	mu       sync.Mutex
+	paths    []string
+	events   []sdevent.Event
+	err      error
+	block    chan struct{}
+	entered  chan struct{}
+	timeouts []time.Duration
 }
 
 func (s *fakeSender) send(path string, ev sdevent.Event, timeout time.Duration) error {
@@ -130,6 +118,20 @@ func (s *fakeSender) send(path string, ev sdevent.Event, timeout time.Duration) 
 	s.paths = append(s.paths, path)
 	s.events = append(s.events, ev)
 	return nil
+}
+
+// request is Config.Request: it records the event like send, then
+// answers reply (or s.err).
+func (s *fakeSender) request(reply sdevent.Reply) func(string, sdevent.Event, time.Duration) (sdevent.Reply, error) {
+	return func(path string, ev sdevent.Event, timeout time.Duration) (sdevent.Reply, error) {
+		if err := s.send(path, ev, timeout); err != nil {
+			return sdevent.Reply{}, err
+		}
+		s.mu.Lock()
+		s.timeouts = append(s.timeouts, timeout)
+		s.mu.Unlock()
+		return reply, nil
+	}
 }
 
 func (s *fakeSender) types() []string {
@@ -174,11 +176,13 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 func TestPluginJob(t *testing.T) {
 	s := &fakeSender{}
-	p := sdplugin.New(sdplugin.Config{Socket: "/run/x.sock", Send: s.send, Now: func() time.Time { return t0 }, PID: 77, Program: "bacula-sd"})
+	p := sdplugin.New(sdplugin.Config{Socket: "/run/x.sock", Send: s.send, Now: func() time.Time { return t0 }, PID: 77, Program: "bacula-sd",
+		SummaryWait: -1})
 	a, err := p.Load(12, 56)
 	if err != nil || a.Version != 12 {
 		t.Fatalf("Load = %+v, %v", a, err)
 	}
+	waitUntil(t, "plugin_loaded", func() bool { return p.Stats().Sent == 1 })
 	if _, err := p.Load(12, 56); !errors.Is(err, sdplugin.ErrLoaded) {
 		t.Errorf("second Load: %v, want ErrLoaded", err)
 	}
@@ -188,7 +192,9 @@ func TestPluginJob(t *testing.T) {
 	}
 	h := &fakeHost{jobID: 42, job: "Job.2026-11-27_10.00.00_03"}
 	for _, ev := range []uint32{1, 5, 4, 6, 6, 3, 99, 2} {
-		p.HandleEvent(id, ev, h)
+		if err := p.HandleEvent(id, ev, h); err != nil {
+			t.Errorf("event %d: %v", ev, err)
+		}
 	}
 	p.FreeInstance(id)
 	if n := p.Instances(); n != 0 {
@@ -215,13 +221,13 @@ func TestPluginJob(t *testing.T) {
 	if h.lookups != 1 {
 		t.Errorf("%d JobId look-ups, want 1 (cached per instance)", h.lookups)
 	}
-	if len(h.msgs) != 0 {
-		t.Errorf("messages: %q", h.msgs)
+	if !slices.Equal(h.msgs, []string{"openbrc: replicad notified of job Job.2026-11-27_10.00.00_03\n"}) || h.types[0] != sdplugin.MInfo {
+		t.Errorf("messages: %q %v", h.msgs, h.types)
 	}
-	if len(h.debug) != 5 || !strings.HasPrefix(h.debug[0], "100 brc-replica-sd: JobId 42: job_start queued") {
+	if len(h.debug) != 4 || !strings.HasPrefix(h.debug[0], "100 brc-replica-sd: JobId 42: device_open queued") {
 		t.Errorf("debug messages: %q", h.debug)
 	}
-	if st := p.Stats(); st != (sdplugin.Stats{Queued: 7, Sent: 7}) {
+	if st := p.Stats(); st != (sdplugin.Stats{Queued: 6, Sent: 7}) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
@@ -324,30 +330,45 @@ func TestPluginNeverBlocks(t *testing.T) {
 func TestPluginSendErrors(t *testing.T) {
 	s := &fakeSender{err: errors.New("connection refused")}
 	clk := &clock{now: t0}
-	p := sdplugin.New(sdplugin.Config{Send: s.send, Now: clk.Now})
+	p := sdplugin.New(sdplugin.Config{Send: s.send, Request: s.request(sdevent.Reply{}), Now: clk.Now, Socket: "/x.sock"})
 	if _, err := p.Load(12, 56); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "plugin_loaded to fail", func() bool { return p.Stats().Dropped == 1 })
 	h := &fakeHost{jobID: 9, job: "J9"}
 	id := p.NewInstance()
-	p.HandleEvent(id, 1, h) // reports the failed plugin_loaded
-	waitUntil(t, "job_start to fail", func() bool { return p.Stats().Dropped == 2 })
-	p.HandleEvent(id, 2, h) // within the minute: quiet
+	p.HandleEvent(id, 1, h) // job_start fails (told), and reports the failed plugin_loaded
+	p.HandleEvent(id, 4, h) // queued: require_replica is off
+	waitUntil(t, "device_open to fail", func() bool { return p.Stats().Dropped == 3 })
+	if err := p.HandleEvent(id, 2, h); err != nil { // the summary request fails (told); the report waits a minute
+		t.Errorf("JobEnd: %v", err)
+	}
 	p.Unload()
 	msgs := h.messages()
-	// 1 or 2: job_start may have failed too by the time of the report.
-	if len(msgs) != 1 || !regexp.MustCompile(`: [12] event\(s\) not delivered`).MatchString(msgs[0]) || !strings.Contains(msgs[0], "connection refused") {
-		t.Errorf("messages %q", msgs)
+	want := []struct {
+		typ int
+		re  string
+	}{
+		{sdplugin.MWarning, `^openbrc: replicad unreachable at /x.sock: connection refused\n$`},
+		{sdplugin.MInfo, `^brc-replica-sd: 1 event\(s\) not delivered to replicad at /x.sock .*last error: connection refused`},
+		{sdplugin.MWarning, `^openbrc: no replication summary for job J9 from replicad at /x.sock: connection refused\n$`},
 	}
-	if st := p.Stats(); st.Sent != 0 || st.Dropped != 4 {
-		t.Errorf("Stats = %+v, want 4 dropped", st)
+	if len(msgs) != len(want) {
+		t.Fatalf("messages %q", msgs)
+	}
+	for i, w := range want {
+		if h.types[i] != w.typ || !regexp.MustCompile(w.re).MatchString(msgs[i]) {
+			t.Errorf("message %d: %d %q, want %d %s", i, h.types[i], msgs[i], w.typ, w.re)
+		}
+	}
+	if st := p.Stats(); st.Sent != 0 || st.Dropped != 5 {
+		t.Errorf("Stats = %+v, want 5 dropped", st)
 	}
 }
 
 func TestPluginConcurrentJobs(t *testing.T) {
 	s := &fakeSender{}
-	p := sdplugin.New(sdplugin.Config{Send: s.send, QueueSize: 1000})
+	p := sdplugin.New(sdplugin.Config{Send: s.send, QueueSize: 1000, SummaryWait: -1})
 	if _, err := p.Load(12, 56); err != nil {
 		t.Fatal(err)
 	}
@@ -383,5 +404,135 @@ func TestPluginConcurrentJobs(t *testing.T) {
 	}
 	if p.Instances() != 0 {
 		t.Errorf("%d instances left", p.Instances())
+	}
+}
+
+func TestRequireDecision(t *testing.T) {
+	refused := errors.New("refused")
+	for _, tc := range []struct {
+		require bool
+		err     error
+		want    int
+	}{
+		{false, nil, sdplugin.DeviceOpenQueue},
+		{false, refused, sdplugin.DeviceOpenQueue},
+		{true, nil, sdplugin.DeviceOpenOK},
+		{true, refused, sdplugin.DeviceOpenFail},
+	} {
+		if got := sdplugin.RequireDecision(tc.require, tc.err); got != tc.want {
+			t.Errorf("RequireDecision(%v, %v) = %d, want %d", tc.require, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestPluginRequireReplica(t *testing.T) {
+	s := &fakeSender{err: errors.New("no such file or directory")}
+	p := sdplugin.New(sdplugin.Config{Send: s.send, RequireReplica: true, ConfFile: "/etc/x.conf", Socket: "/x.sock", SummaryWait: -1})
+	if _, err := p.Load(12, 56); err != nil {
+		t.Fatal(err)
+	}
+	defer p.Unload()
+	h := &fakeHost{jobID: 5, job: "J5"}
+	id := p.NewInstance()
+	if err := p.HandleEvent(id, 1, h); err != nil {
+		t.Errorf("JobStart: %v (only DeviceOpen fails)", err)
+	}
+	if err := p.HandleEvent(id, 4, h); !errors.Is(err, sdplugin.ErrReplicaRequired) {
+		t.Errorf("DeviceOpen without replicad: %v, want ErrReplicaRequired", err)
+	}
+	var msgs []string
+	var types []int
+	for i, m := range h.messages() { // without the report of plugin_loaded's drop, if already made
+		if !strings.Contains(m, "not delivered") {
+			msgs, types = append(msgs, m), append(types, h.types[i])
+		}
+	}
+	if len(msgs) != 2 || types[0] != sdplugin.MWarning || !strings.Contains(msgs[0], "require_replica=yes: the job fails") ||
+		types[1] != sdplugin.MError || !strings.HasPrefix(msgs[1], "openbrc: require_replica=yes (/etc/x.conf) and replicad is unreachable at /x.sock: no such file") {
+		t.Errorf("messages %q %v", msgs, types)
+	}
+	// The system JCR's DeviceOpen (AlwaysOpen) never fails.
+	if err := p.HandleEvent(p.NewInstance(), 4, &fakeHost{}); err != nil {
+		t.Errorf("DeviceOpen of JobId 0: %v", err)
+	}
+	// replicad is back.
+	s.mu.Lock()
+	s.err = nil
+	s.mu.Unlock()
+	h2 := &fakeHost{jobID: 6, job: "J6"}
+	id2 := p.NewInstance()
+	if err := p.HandleEvent(id2, 4, h2); err != nil {
+		t.Errorf("DeviceOpen with replicad: %v", err)
+	}
+	if got := s.types(); !slices.Contains(got, sdevent.DeviceOpen) {
+		t.Errorf("sent %v: no device_open", got)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(h2.msgs) != 0 {
+		t.Errorf("messages with replicad: %q", h2.msgs)
+	}
+}
+
+func TestPluginSummary(t *testing.T) {
+	s := &fakeSender{}
+	reply := sdevent.Reply{Type: sdevent.SummaryType, JobID: 42, Job: "J42", Done: true, Targets: []sdevent.TargetSummary{
+		{Name: "/mnt/dr1", Done: true, Files: 54, Bytes: 350273},
+		{Name: "/mnt/dr2", Done: true, Files: 54, Bytes: 350273, Skipped: 3, JobsBehind: 1},
+	}}
+	p := sdplugin.New(sdplugin.Config{Send: s.send, Request: s.request(reply), SummaryWait: 7 * time.Second})
+	if _, err := p.Load(12, 56); err != nil {
+		t.Fatal(err)
+	}
+	h := &fakeHost{jobID: 42, job: "J42"}
+	id := p.NewInstance()
+	p.HandleEvent(id, 1, h)
+	if err := p.HandleEvent(id, 2, h); err != nil {
+		t.Fatal(err)
+	}
+	p.Unload()
+	want := []string{
+		"openbrc: replicad notified of job J42\n",
+		"openbrc: /mnt/dr1: 54 files, 350273 bytes, 0 skipped, 0 failed, up to date\n",
+		"openbrc: /mnt/dr2: 54 files, 350273 bytes, 3 skipped, 0 failed, 1 job behind\n",
+	}
+	if got := h.messages(); !slices.Equal(got, want) {
+		t.Errorf("messages\n%q\nwant\n%q", got, want)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var end sdevent.Event
+	for _, ev := range s.events {
+		if ev.Type == sdevent.JobEnd {
+			end = ev
+		}
+	}
+	if !end.WantSummary || end.WaitSecs != 7 || end.JobID != 42 {
+		t.Errorf("job_end %+v: want want_summary, wait_secs 7", end)
+	}
+	if len(s.timeouts) != 1 || s.timeouts[0] != 7*time.Second+sdplugin.SummaryMargin {
+		t.Errorf("request timeouts %v", s.timeouts)
+	}
+}
+
+func TestFormatSummary(t *testing.T) {
+	r := sdevent.Reply{JobID: 9, Job: "J9", Done: false, Note: "replication is paused", Targets: []sdevent.TargetSummary{
+		{Name: "/a", Done: true, Files: 1, Bytes: 10},
+		{Name: "/b", Files: 1, Bytes: 10, Failed: 2, Error: "disk full", JobsBehind: 2, LagBytes: 99},
+		{Name: "/c"},
+		{Name: "/d", Done: true, Files: 1, LagBytes: 5},
+	}}
+	want := []string{
+		"openbrc: replicad has not finished replicating job J9 after 30s (replication is paused); so far:",
+		"openbrc: /a: 1 files, 10 bytes, 0 skipped, 0 failed, up to date",
+		"openbrc: /b: 1 files, 10 bytes, 0 skipped, 2 failed, not replicated: disk full, 2 jobs behind, 99 bytes still to write",
+		"openbrc: /c: 0 files, 0 bytes, 0 skipped, 0 failed, not replicated yet",
+		"openbrc: /d: 1 files, 0 bytes, 0 skipped, 0 failed, 5 bytes still to write",
+	}
+	if got := sdplugin.FormatSummary(r, 30*time.Second); !slices.Equal(got, want) {
+		t.Errorf("FormatSummary\n%q\nwant\n%q", got, want)
+	}
+	if got := sdplugin.FormatSummary(sdevent.Reply{JobID: 3, Done: true}, time.Second); !slices.Equal(got, []string{"openbrc: replicad has no target"}) {
+		t.Errorf("no targets: %q", got)
 	}
 }

@@ -28,7 +28,8 @@ type queue struct {
 	sent       uint64
 	dropped    uint64
 	lastErr    error
-	reported   uint64 // dropped at the last report
+	untold     uint64 // dropped without a job message of their own
+	reported   uint64 // untold at the last report
 	lastReport time.Time
 }
 
@@ -45,6 +46,7 @@ func (q *queue) run() {
 		q.mu.Lock()
 		if err != nil {
 			q.dropped++
+			q.untold++
 			q.lastErr = err
 		} else {
 			q.sent++
@@ -59,6 +61,7 @@ func (q *queue) push(ev sdevent.Event) bool {
 	defer q.mu.Unlock()
 	if q.closed {
 		q.dropped++
+		q.untold++
 		q.lastErr = errStopped
 		return false
 	}
@@ -68,8 +71,26 @@ func (q *queue) push(ev sdevent.Event) bool {
 		return true
 	default:
 		q.dropped++
+		q.untold++
 		q.lastErr = errQueueFull
 		return false
+	}
+}
+
+// account counts an event sent outside the queue (synchronously): sent,
+// or dropped with err. told: the job log already says so, the drop
+// report leaves it out.
+func (q *queue) account(err error, told bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err == nil {
+		q.sent++
+		return
+	}
+	q.dropped++
+	if !told {
+		q.untold++
+		q.lastErr = err
 	}
 }
 
@@ -98,15 +119,15 @@ func (q *queue) close(wait time.Duration) bool {
 func (q *queue) report(now time.Time, every time.Duration, socket string) string {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.dropped == q.reported {
+	if q.untold == q.reported {
 		return ""
 	}
 	if !q.lastReport.IsZero() && now.Sub(q.lastReport) < every {
 		return ""
 	}
-	n := q.dropped - q.reported
-	q.reported, q.lastReport = q.dropped, now
-	return fmt.Sprintf("brc-replica-sd: %d event(s) not delivered to replicad at %s (%d since the plugin was loaded; last error: %v). Backups are not affected: replicad still reads the volumes, the events only make it react sooner.\n",
+	n := q.untold - q.reported
+	q.reported, q.lastReport = q.untold, now
+	return fmt.Sprintf("brc-replica-sd: %d event(s) not delivered to replicad at %s (%d since the plugin was loaded; last error: %v). Backups go on (unless require_replica=yes): replicad still reads the volumes; the events only make it react sooner.\n",
 		n, socket, q.dropped, q.lastErr)
 }
 

@@ -73,6 +73,13 @@ func TestRealSD(t *testing.T) {
 	pluginDir := filepath.Join(w, "plugins")
 	so := filepath.Join(pluginDir, "brc-replica-sd.so")
 	socket := filepath.Join(w, "replicad.sock")
+	// The plugin's configuration file (a path of the test's, not
+	// /etc/openbrc/replica-sd.conf): the socket comes from the
+	// environment, the summary wait from the file.
+	sdConf := filepath.Join(w, "replica-sd.conf")
+	if err := os.WriteFile(sdConf, []byte("# test\nsummary_wait = 10\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	run := func(timeout time.Duration, env []string, name string, args ...string) (string, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -103,10 +110,14 @@ func TestRealSD(t *testing.T) {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		ln.Serve(ctx, func(_ sdevent.Peer, ev sdevent.Event) {
+		// A fake replicad: it answers the summary requests of job_end.
+		ln.ServeRequests(ctx, func(_ sdevent.Peer, ev sdevent.Event, reply func(sdevent.Reply) error) {
 			col.mu.Lock()
 			col.events = append(col.events, ev)
 			col.mu.Unlock()
+			if ev.WantSummary {
+				reply(*summaryOf(ev))
+			}
 		}, func(_ sdevent.Peer, err error) {
 			col.mu.Lock()
 			col.errs = append(col.errs, err)
@@ -155,7 +166,7 @@ func TestRealSD(t *testing.T) {
 			t.Fatal(err)
 		}
 		env = []string{"DIR_PORT=" + ports[0], "FD_PORT=" + ports[1], "SD_PORT=" + ports[2], "FD2_PORT=" + ports[3],
-			"SRC_ROOT=" + filepath.Join(w, "src"), "PLUGIN_DIR=" + pluginDir, "BRC_PLUGIN_SOCKET=" + socket,
+			"SRC_ROOT=" + filepath.Join(w, "src"), "PLUGIN_DIR=" + pluginDir, "BRC_REPLICA_SOCKET=" + socket, "BRC_REPLICA_SD_CONF=" + sdConf,
 			"DEBUG=400", "FRESH=1"}
 		upOut, err = run(3*time.Minute, env, filepath.Join(scripts, "up.sh"), w)
 		if err == nil {
@@ -228,6 +239,20 @@ func TestRealSD(t *testing.T) {
 	if bytes.Contains(jobLog, []byte("not delivered to replicad")) {
 		t.Errorf("drop report in the job log although replicad listened:\n%s", jobLog)
 	}
+	// The plugin's lines in the job log: notified at JobStart, the fake
+	// replicad's summary at JobEnd.
+	for _, want := range []string{
+		"openbrc: replicad notified of job " + unique,
+		"openbrc: /mnt/dr1: 54 files, 350273 bytes, 0 skipped, 0 failed, up to date",
+		"openbrc: /mnt/dr2: 54 files, 350273 bytes, 0 skipped, 0 failed, 1 job behind",
+	} {
+		if !bytes.Contains(jobLog, []byte(want)) {
+			t.Errorf("job log has no %q:\n%s", want, jobLog)
+		}
+	}
+	if bytes.Contains(jobLog, []byte("openbrc: replicad unreachable")) || bytes.Contains(jobLog, []byte("no replication summary")) {
+		t.Errorf("warnings in the job log although replicad listened:\n%s", jobLog)
+	}
 	for _, l := range strings.Split(string(jobLog), "\n") {
 		if strings.Contains(l, fmt.Sprintf("JobId %d:", jobID)) && strings.Contains(l, "Termination:") && !strings.Contains(l, "Backup OK") {
 			t.Errorf("job did not end OK: %s", l)
@@ -255,7 +280,7 @@ func TestRealSD(t *testing.T) {
 			fmt.Sprintf("select m.VolumeName from JobMedia jm join Media m on m.MediaId=jm.MediaId where jm.JobId=%d limit 1", jobID))
 		return v
 	}())
-	blsOut, err := run(2*time.Minute, []string{"BRC_PLUGIN_SOCKET=" + socket}, "/usr/sbin/bls", "-c", blsConf, "-j", "-V", vol, "LabVolumes")
+	blsOut, err := run(2*time.Minute, []string{"BRC_REPLICA_SOCKET=" + socket, "BRC_REPLICA_SD_CONF=" + sdConf}, "/usr/sbin/bls", "-c", blsConf, "-j", "-V", vol, "LabVolumes")
 	if err != nil || !strings.Contains(blsOut, "Loaded plugin: brc-replica-sd.so") || !strings.Contains(blsOut, fmt.Sprintf("JobId=%d", jobID)) {
 		t.Errorf("bls with the plugin (%v):\n%s", err, blsOut)
 	}

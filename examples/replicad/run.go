@@ -86,7 +86,9 @@ type daemon struct {
 	fo     *failover.Controller // nil: failover disabled
 	start  time.Time
 
-	wake chan struct{} // the role changed or a reload is asked for
+	wake    chan struct{} // the role changed or a reload is asked for
+	jobs    *jobTracker   // per job, what the targets made of it (jobsummary.go)
+	stopped chan struct{} // closed when the pass loop has ended
 
 	mu         sync.Mutex
 	cfg        *config.Config
@@ -113,7 +115,7 @@ func runDaemon(ctx context.Context, opt runOptions) (err error) {
 		return err
 	}
 	d := &daemon{opt: opt, level: new(slog.LevelVar), rec: metrics.New(), start: time.Now(),
-		wake: make(chan struct{}, 1), cfg: cfg, state: "starting",
+		wake: make(chan struct{}, 1), cfg: cfg, state: "starting", jobs: newJobTracker(), stopped: make(chan struct{}),
 		inflight: map[uint32]inflightJob{}, targets: map[string]*targetStatus{}}
 	d.level.Set(logLevel(cfg.LogLevel))
 	d.logger = slog.New(slog.NewJSONHandler(opt.stderr, &slog.HandlerOptions{Level: d.level}))
@@ -174,7 +176,7 @@ func runDaemon(ctx context.Context, opt runOptions) (err error) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := ln.Serve(ctx, d.pluginEvent, d.pluginRefused); err != nil {
+		if err := ln.ServeRequests(ctx, d.pluginRequest, d.pluginRefused); err != nil {
 			d.logger.Error("plugin socket", "err", err)
 		}
 	}()
@@ -249,6 +251,7 @@ func runDaemon(ctx context.Context, opt runOptions) (err error) {
 		opt.ready(metricsAddr)
 	}
 	d.loop(ctx)
+	close(d.stopped) // job summaries still waited for answer now
 	d.setState("stopping")
 	d.logger.Info("replicad stopping")
 	cancel()
@@ -309,6 +312,7 @@ func (d *daemon) newEngine(ctx context.Context, cfg *config.Config) (*replica.En
 	hooks := replica.Hooks{
 		BeforeJob: func(ctx context.Context, target string, job *bacularec.Job) error {
 			d.rec.JobStarted(target)
+			d.jobs.begin(job)
 			d.mu.Lock()
 			if ts := d.targets[target]; ts != nil {
 				ts.Job = jobName(job)
@@ -346,7 +350,7 @@ func (d *daemon) newEngine(ctx context.Context, cfg *config.Config) (*replica.En
 	}
 	return &replica.Engine{
 		Dests:    dests,
-		Log:      d.cat,
+		Log:      trackingLog{JobLog: d.cat, t: d.jobs},
 		Retry:    replica.RetryPolicy{Attempts: cfg.RetryAttempts, Backoff: cfg.RetryBackoff},
 		Hooks:    hooks,
 		Logger:   d.logger,
@@ -565,6 +569,7 @@ func (d *daemon) runPass(ctx context.Context, n int, open func(context.Context) 
 		cancel()
 	}
 	d.mu.Unlock()
+	d.jobs.passStarted()
 	sum, err := e.Run(pctx, open)
 	d.mu.Lock()
 	d.cancelPass = nil
@@ -616,6 +621,7 @@ func (d *daemon) runPass(ctx context.Context, n int, open func(context.Context) 
 		}
 	}
 	d.mu.Unlock()
+	d.jobs.passEnded() // after the targets' jobs_behind: the job summaries read them
 	if sum != nil {
 		attrs := []any{"pass", n, "result", result, "seconds", dur.Seconds(), "jobs", sum.Jobs, "files", sum.Files, "bytes", sum.Bytes, "notices", sum.Notices}
 		d.logger.Info("pass ended", attrs...)

@@ -111,3 +111,59 @@ func TestListenRefusesNonSocket(t *testing.T) {
 		t.Fatal("replaced a regular file")
 	}
 }
+
+func TestRequest(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sdevent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	path := filepath.Join(dir, "r.sock")
+	l, err := Listen(path, nil, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	release := make(chan struct{})
+	go func() {
+		done <- l.ServeRequests(ctx, func(p Peer, ev Event, reply func(Reply) error) {
+			switch ev.JobID {
+			case 1: // answers
+				r := Reply{JobID: ev.JobID, Job: ev.Job, Done: true, Targets: []TargetSummary{{Name: "/dr1", Done: true, Files: 54, Bytes: 350273}}}
+				if err := reply(r); err != nil {
+					t.Errorf("reply: %v", err)
+				}
+				if err := reply(r); err == nil {
+					t.Error("second reply accepted")
+				}
+			case 2: // never answers
+				<-release
+			case 3: // returns without answering
+			}
+		}, func(p Peer, err error) { t.Errorf("refused: %v", err) })
+	}()
+	ev := Event{Type: JobEnd, JobID: 1, Job: "J1", WantSummary: true, WaitSecs: 5}
+	r, err := Request(path, ev, 2*time.Second)
+	if err != nil || r.Type != SummaryType || r.JobID != 1 || r.Job != "J1" || !r.Done || len(r.Targets) != 1 ||
+		r.Targets[0] != (TargetSummary{Name: "/dr1", Done: true, Files: 54, Bytes: 350273}) {
+		t.Errorf("Request = %+v, %v", r, err)
+	}
+	start := time.Now()
+	ev.JobID = 2
+	if _, err := Request(path, ev, 300*time.Millisecond); err == nil || time.Since(start) > 2*time.Second {
+		t.Errorf("Request to a silent peer: %v after %s", err, time.Since(start))
+	}
+	close(release)
+	ev.JobID = 3
+	if _, err := Request(path, ev, 2*time.Second); !errors.Is(err, ErrNoReply) {
+		t.Errorf("Request without reply: %v, want ErrNoReply", err)
+	}
+	if _, err := Request(filepath.Join(dir, "missing.sock"), ev, time.Second); err == nil {
+		t.Error("Request to a missing socket succeeded")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -19,7 +19,7 @@
 #   DEBUG=N                 start the daemons with -d N -dt
 #   PLUGIN_DIR=/usr/lib/bacula  Plugin Directory of the SD (e.g. a directory holding
 #                           brc-replica-sd.so; the FDs keep /usr/lib/bacula). The daemons
-#                           inherit up.sh's environment (e.g. BRC_PLUGIN_SOCKET)
+#                           inherit up.sh's environment (e.g. BRC_REPLICA_SOCKET)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"

@@ -76,7 +76,8 @@ static int cb_job_message(brc_ctx *ctx, const char *file, int line, int type, in
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
 	buf[strcspn(buf, "\n")] = 0;
-	printf("jobmsg ctx=%s file=%s type=%d fmt=%s text=%s\n", ctx ? "set" : "null", file, type, fmt, buf);
+	printf("jobmsg ctx=%s jobid=%d file=%s type=%d fmt=%s text=%s\n", ctx ? "set" : "null",
+	       ctx && ctx->bContext ? ((struct jcr *)ctx->bContext)->jobid : -1, file, type, fmt, buf);
 	return BRC_RC_OK;
 }
 
