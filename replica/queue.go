@@ -2,7 +2,8 @@ package replica
 
 import (
 	"encoding/binary"
-	"encoding/json"
+	"bytes"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"io"
@@ -212,7 +213,8 @@ func (q *queue) spooledBytes() int64 {
 }
 
 // Spool records: u32 length, then kind, then for data u64 offset and the
-// bytes, for the others a JSON document of the job or file. The spool is
+// bytes, for the others the job or file in gob (not JSON: paths are raw
+// bytes, and JSON would replace what is not UTF-8). The spool is
 // private to one process (it is truncated when read back and removed at
 // the end), so its format needs no version.
 func (q *queue) spoolWrite(m msg) error {
@@ -229,13 +231,13 @@ func (q *queue) spoolWrite(m msg) error {
 		body = binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.data)), uint64(m.off))
 		body = append(body, m.data...)
 	case mBegin, mJobEnd:
-		b, err := json.Marshal(m.label)
+		b, err := gobBytes(m.label)
 		if err != nil {
 			return err
 		}
 		body = b
 	default:
-		b, err := json.Marshal(spoolFileOf(m.file))
+		b, err := gobBytes(spoolFileOf(m.file))
 		if err != nil {
 			return err
 		}
@@ -270,12 +272,12 @@ func (q *queue) spoolRead() (msg, error) {
 		m.data = body[8:]
 	case mBegin, mJobEnd:
 		m.label = new(bacularec.Job)
-		if err := json.Unmarshal(body, m.label); err != nil {
+		if err := gob.NewDecoder(bytes.NewReader(body)).Decode(m.label); err != nil {
 			return msg{}, err
 		}
 	default:
 		var sf spoolFile
-		if err := json.Unmarshal(body, &sf); err != nil {
+		if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&sf); err != nil {
 			return msg{}, err
 		}
 		m.file = sf.file()
@@ -306,4 +308,12 @@ func (sf *spoolFile) file() *bacularec.File {
 		f.DigestErr = errors.New(sf.DigestErr)
 	}
 	return &f
+}
+
+func gobBytes(v any) ([]byte, error) {
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
