@@ -1,8 +1,8 @@
 package replica
 
 import (
-	"encoding/binary"
 	"bytes"
+	"encoding/binary"
 	"encoding/gob"
 	"errors"
 	"fmt"
