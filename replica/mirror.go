@@ -9,10 +9,12 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/zeebo/xxh3"
+	"golang.org/x/sys/unix"
 
 	"github.com/openbrc/brc/bacularec"
 	"github.com/openbrc/brc/internal/extract"
@@ -148,7 +150,7 @@ func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
 	}
 	w, err := extract.New(m.root, extract.Options{
 		Hold:   hold,
-		Atomic: true, Sync: true, Deletions: true,
+		Atomic: true, Sync: true, Deletions: true, KeepDirTimes: true,
 		NoOwner:     m.opt.NoOwner,
 		StripPrefix: m.opt.StripPrefix,
 		Placed:      m.placed,
@@ -700,7 +702,7 @@ func (m *Mirror) deleteRemoved() error {
 	prefix := strings.TrimSuffix(m.opt.StripPrefix, "/")
 	var walk func(dir, rel string)
 	walk = func(dir, rel string) {
-		ents, err := os.ReadDir(dir)
+		ents, err := readDirNoAtime(dir)
 		if err != nil {
 			errs = append(errs, &FileError{Path: "/" + rel, Err: err})
 			return
@@ -781,4 +783,21 @@ func pathKey2(p string) string {
 		return strings.TrimSuffix(p, "/")
 	}
 	return p
+}
+
+// readDirNoAtime lists dir without changing its atime (which the backup
+// set) when the process may.
+func readDirNoAtime(dir string) ([]fs.DirEntry, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC|unix.O_NOATIME, 0)
+	if err == unix.EPERM {
+		return os.ReadDir(dir)
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), dir)
+	defer f.Close()
+	ents, err := f.ReadDir(-1)
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	return ents, err
 }

@@ -257,3 +257,45 @@ func TestMirrorDeleteRemovedOnlyAfterOKFull(t *testing.T) {
 		}
 	}
 }
+
+// A later job adding a file to a directory it does not carry leaves the
+// directory's times as the backup had them, and reading files back
+// (verify_after) leaves their atimes alone.
+func TestMirrorKeepsTimes(t *testing.T) {
+	ctx := context.Background()
+	root := tempDir(t)
+	m := NewMirror(root, MirrorOptions{Verify: true})
+	full := &bacularec.Job{JobID: 1, Job: "full", Level: 'F', Ended: true, Status: 'T'}
+	m.Begin(ctx, full)
+	f, c := regAt(full, "/d/a", "a")
+	f.Stat.Atime = 1600000000
+	if err := m.Put(ctx, f, c); err != nil {
+		t.Fatal(err)
+	}
+	dir := &bacularec.File{Type: bacularec.TypeDirEnd, Path: "/d/", Job: full,
+		Stat: bacularec.Stat{Mode: 0o040755, Mtime: 1500000000, Atime: 1500000001}}
+	if err := m.Put(ctx, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.End(ctx, full); err != nil {
+		t.Fatal(err)
+	}
+	incr := &bacularec.Job{JobID: 2, Job: "incr", Level: 'I', Ended: true, Status: 'T'}
+	m.Begin(ctx, incr)
+	g, c := regAt(incr, "/d/b", "b")
+	if err := m.Put(ctx, g, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.End(ctx, incr); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	syscall.Lstat(filepath.Join(root, "d"), &st)
+	if st.Mtim.Sec != 1500000000 || st.Atim.Sec != 1500000001 {
+		t.Errorf("directory times %d/%d, want 1500000000/1500000001", st.Mtim.Sec, st.Atim.Sec)
+	}
+	syscall.Lstat(filepath.Join(root, "d/a"), &st)
+	if st.Atim.Sec != 1600000000 {
+		t.Errorf("atime of a verified file: %d", st.Atim.Sec)
+	}
+}

@@ -26,6 +26,7 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	replay := fs.Bool("replay", false, "send jobs again that a target already holds completely")
 	verbose := fs.Bool("v", false, "log every file not replicated and every retry")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile to `FILE` (for performance work)")
+	memprofile := fs.String("memprofile", "", "write a heap profile to `FILE` at the end (for performance work)")
 	var rf readerFlags
 	rf.register(fs)
 	fs.Usage = func() {
@@ -44,6 +45,7 @@ func cmdReplicate(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer stop()
+	defer writeHeapProfile(*memprofile)
 	cfg, err := config.Load(*conf)
 	if err != nil {
 		return err

@@ -113,6 +113,7 @@ func (w *Writer) commit() {
 		syncErr = w.syncfs()
 	}
 	for _, p := range pending {
+		w.touch(parentRel(p.rel))
 		err := syncErr
 		if err == nil {
 			err = w.at(p.rel, false, func(pfd int, name string) error { return w.install(pfd, p.tmp, name, p.rel) })
@@ -216,7 +217,12 @@ func (w *Writer) Open(p string) (*os.File, error) {
 	}
 	fd := -1
 	err = w.at(rel, false, func(pfd int, name string) (err error) {
-		fd, err = unix.Openat(pfd, name, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		// Reading back must not change the atime restored from the backup.
+		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+		fd, err = unix.Openat(pfd, name, flags|unix.O_NOATIME, 0)
+		if err == unix.EPERM { // O_NOATIME needs ownership or CAP_FOWNER
+			fd, err = unix.Openat(pfd, name, flags, 0)
+		}
 		return err
 	})
 	if err != nil {
@@ -333,6 +339,7 @@ func (w *Writer) Switch() error {
 		syncErr = w.syncfs()
 	}
 	for _, h := range held {
+		w.touch(parentRel(h.rel))
 		err := syncErr
 		if err == nil {
 			err = w.at(h.rel, false, func(pfd int, name string) error { return w.install(pfd, h.tmp, name, h.rel) })
@@ -411,4 +418,82 @@ func (w *Writer) Readlink(p string) (string, error) {
 		}
 	})
 	return target, err
+}
+
+// parentRel is the directory holding rel ("" for the root).
+func parentRel(rel string) string {
+	dir, _ := splitRel(rel)
+	return dir
+}
+
+// touch records the times of directory rel before the Writer first
+// changes its entries (Options.KeepDirTimes), so that Close can put them
+// back when the job has no record of that directory: a replica's
+// directories keep the times of the backup, not of the replication.
+func (w *Writer) touch(rel string) {
+	if !w.opt.KeepDirTimes {
+		return
+	}
+	if _, ok := w.touched[rel]; ok {
+		return
+	}
+	if w.touched == nil {
+		w.touched = map[string]*dirTimes{}
+	}
+	w.touched[rel] = nil // missing or unreadable: nothing to restore
+	fd, err := w.openDir(rel, false)
+	if err != nil {
+		return
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil {
+		w.touched[rel] = &dirTimes{ino: st.Ino, ts: [2]unix.Timespec{st.Atim, st.Mtim}}
+	}
+}
+
+// dirTimes are a directory's times before the Writer changed it.
+type dirTimes struct {
+	ino uint64 // the same directory still, not one replaced meanwhile
+	ts  [2]unix.Timespec
+}
+
+// restoreDirTimes puts back the times of the directories changed but not
+// named by a record (and not made by the Writer).
+func (w *Writer) restoreDirTimes() {
+	made := map[string]bool{}
+	for _, rel := range w.created {
+		made[rel] = true
+	}
+	for rel, ts := range w.touched {
+		if ts == nil || made[rel] {
+			continue
+		}
+		if _, named := w.deferIdx[rel]; named {
+			continue
+		}
+		var err error
+		if rel == "" {
+			var fd int
+			fd, err = unix.Openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			if err == nil {
+				err = futimens(fd, &ts.ts)
+				unix.Close(fd)
+			}
+		} else {
+			err = w.at(rel, false, func(pfd int, name string) error {
+				var st unix.Stat_t
+				if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					return err
+				}
+				if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Ino != ts.ino {
+					return nil // replaced since: not that directory's times
+				}
+				return unix.UtimesNanoAt(pfd, name, ts.ts[:], unix.AT_SYMLINK_NOFOLLOW)
+			})
+		}
+		if err != nil && err != unix.ENOENT && err != unix.ENOTDIR {
+			w.warnf("extract: %s: directory times not restored: %v", quotePath(rel), err)
+		}
+	}
+	w.touched = nil
 }

@@ -124,6 +124,11 @@ type Options struct {
 	// all such files in place together (or DropHeld or Close removes
 	// them).
 	Hold func(f *bacularec.File) bool
+	// KeepDirTimes puts back, at Close, the times of existing directories
+	// whose entries the Writer changed but for which no record came: a
+	// later job that adds a file to a directory it does not itself carry
+	// leaves that directory's times as the backup had them.
+	KeepDirTimes bool
 	// Placed, when set, is called with each regular file once it is at
 	// its final name, and what the file system says of it.
 	Placed func(f *bacularec.File, info Info)

@@ -49,7 +49,8 @@ type Writer struct {
 
 	pending    []pendingFile // finished files waiting for Commit (Options.Atomic)
 	pendingIdx map[string]int
-	held       []pendingFile // finished files waiting for Switch (Options.Hold)
+	touched    map[string]*dirTimes // Options.KeepDirTimes: times before the first change
+	held       []pendingFile        // finished files waiting for Switch (Options.Hold)
 	commitErrs []error
 	tmpSeed    string
 	tmpN       uint64
@@ -585,6 +586,7 @@ func (w *Writer) delete(f *bacularec.File, rel string) error {
 	// something of the other type, the job itself put it there: keep it.
 	wantDir := strings.HasSuffix(f.Path, "/")
 	kept := false
+	w.touch(parentRel(rel))
 	err := w.at(rel, false, func(pfd int, name string) error {
 		var st unix.Stat_t
 		if err := unix.Fstatat(pfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
@@ -731,6 +733,7 @@ func (w *Writer) Close() error {
 			errs = append(errs, w.fail(d.f, "extract", err))
 		}
 	}
+	w.restoreDirTimes()
 	w.deferred, w.deferIdx = nil, nil
 
 	if w.opt.Sync {
@@ -778,6 +781,9 @@ func (w *Writer) applyDir(d dirMeta) error {
 // resolved again once.
 func (w *Writer) at(rel string, create bool, fn func(pfd int, name string) error) error {
 	dir, name := splitRel(rel)
+	if create {
+		w.touch(dir)
+	}
 	for try := 0; ; try++ {
 		pfd, err := w.openDir(dir, create)
 		if err != nil {
@@ -932,6 +938,7 @@ func (w *Writer) stepDir(dirfd int, name, rel string, create bool) (int, error) 
 			if !create {
 				return -1, err
 			}
+			w.touch(parentRel(rel))
 			err = unix.Mkdirat(dirfd, name, 0o700)
 			if err == nil {
 				w.created = append(w.created, rel)
