@@ -157,8 +157,15 @@ func (q *queue) pop() (msg, error) {
 			q.mem[q.head] = msg{}
 			q.head++
 			q.memBytes -= m.size
-			if q.head == len(q.mem) {
+			switch {
+			case q.head == len(q.mem):
 				q.mem, q.head = q.mem[:0], 0
+			case q.head >= 1024 && q.head >= len(q.mem)/2:
+				// A queue that never empties would grow its slice
+				// forever: move what is left to the front.
+				n := copy(q.mem, q.mem[q.head:])
+				clear(q.mem[n:])
+				q.mem, q.head = q.mem[:n], 0
 			}
 			q.cond.Broadcast()
 			return m, nil

@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -59,6 +60,12 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// What replicad holds is bounded (queues, buffers), but the
+		// garbage of streaming gigabytes is not collected until the heap
+		// doubles; a soft limit keeps the process small and flat.
+		debug.SetMemoryLimit(40 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
