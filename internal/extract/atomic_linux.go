@@ -283,6 +283,7 @@ func (w *Writer) SetMeta(f *bacularec.File) error {
 		return err
 	})
 	if err == nil {
+		w.dirty = true
 		err = w.meta(target{fd: fd}, f, false)
 		unix.Close(fd)
 	}
@@ -431,6 +432,7 @@ func parentRel(rel string) string {
 // back when the job has no record of that directory: a replica's
 // directories keep the times of the backup, not of the replication.
 func (w *Writer) touch(rel string) {
+	w.dirty = true
 	if !w.opt.KeepDirTimes {
 		return
 	}

@@ -49,6 +49,7 @@ type Writer struct {
 
 	pending    []pendingFile // finished files waiting for Commit (Options.Atomic)
 	pendingIdx map[string]int
+	dirty      bool                 // something was changed (Sync: flush at Close)
 	touched    map[string]*dirTimes // Options.KeepDirTimes: times before the first change
 	held       []pendingFile        // finished files waiting for Switch (Options.Hold)
 	commitErrs []error
@@ -736,7 +737,7 @@ func (w *Writer) Close() error {
 	w.restoreDirTimes()
 	w.deferred, w.deferIdx = nil, nil
 
-	if w.opt.Sync {
+	if w.opt.Sync && w.dirty {
 		fd, err := unix.Openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err == nil {
 			err = unix.Syncfs(fd)
@@ -753,6 +754,7 @@ func (w *Writer) Close() error {
 }
 
 func (w *Writer) applyDir(d dirMeta) error {
+	w.dirty = true
 	fd := -1
 	var err error
 	if d.rel == "" {
