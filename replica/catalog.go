@@ -3,6 +3,8 @@ package replica
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -219,7 +221,12 @@ func (x *catIndex) Flush() error {
 		if err != nil {
 			return err
 		}
-		for p, e := range buf {
+		// In key order, and pages filled: Bacula sends a tree in path
+		// order, so the index grows at its end, and half-full pages would
+		// double the file (and what a report maps in).
+		b.FillPercent = 0.9
+		for _, p := range slices.Sorted(maps.Keys(buf)) {
+			e := buf[p]
 			if e == nil {
 				if err := b.Delete([]byte(p)); err != nil {
 					return err
