@@ -69,44 +69,38 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var err error
-	switch os.Args[1] {
-	case "extract":
-		err = cmdExtract(ctx, os.Args[2:])
-	case "ls":
-		err = cmdLs(os.Args[2:])
-	case "decrypt":
-		err = cmdDecrypt(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "replicate":
-		err = cmdReplicate(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "report":
-		err = cmdReport(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "versions":
-		err = cmdVersions(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "restore-version":
-		err = cmdRestoreVersion(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "run":
-		err = cmdRun(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "check-config":
-		err = cmdCheckConfig(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "status":
-		err = cmdStatus(ctx, os.Args[2:], os.Stdout, os.Stderr)
-	case "-h", "-help", "--help", "help":
+	name := os.Args[1]
+	if name == "-h" || name == "-help" || name == "--help" || name == "help" {
 		fmt.Print(usage)
 		return
-	default:
-		fmt.Fprintf(os.Stderr, "replicad: unknown command %q\n\n%s", os.Args[1], usage)
+	}
+	cmd, ok := commands[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "replicad: unknown command %q\n\n%s", name, usage)
 		os.Exit(2)
 	}
-	if err != nil {
+	if err := cmd(ctx, os.Args[2:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintf(os.Stderr, "replicad %s: %v\n", name, err)
 		var ue usageError
 		if errors.As(err, &ue) {
-			fmt.Fprintf(os.Stderr, "replicad %s: %v\n", os.Args[1], err)
 			os.Exit(2)
 		}
-		fmt.Fprintf(os.Stderr, "replicad %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// commands are replicad's subcommands by name.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+	"extract":         func(ctx context.Context, args []string, _, _ io.Writer) error { return cmdExtract(ctx, args) },
+	"ls":              func(_ context.Context, args []string, _, _ io.Writer) error { return cmdLs(args) },
+	"decrypt":         cmdDecrypt,
+	"replicate":       cmdReplicate,
+	"report":          cmdReport,
+	"versions":        cmdVersions,
+	"restore-version": cmdRestoreVersion,
+	"run":             cmdRun,
+	"check-config":    cmdCheckConfig,
+	"status":          cmdStatus,
 }
 
 type usageError struct{ error }
