@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/openbrc/brc/internal/atomicfile"
 )
 
 // StateFileName is the name of the state file in the state directory.
@@ -88,34 +90,8 @@ func SaveState(dir string, role Role, promotedAt, now time.Time) (err error) {
 	}
 	b = append(b, '\n')
 
-	tmp, err := os.CreateTemp(dir, "."+StateFileName+".*")
-	if err != nil {
-		return fmt.Errorf("failover: saving state: %w", err)
+	if err := atomicfile.WriteFile(filepath.Join(dir, StateFileName), b, 0o600); err != nil {
+		return fmt.Errorf("failover: saving state in %s: %w", dir, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("failover: saving state in %s: %w", dir, err)
-		}
-	}()
-	if _, err = tmp.Write(b); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), filepath.Join(dir, StateFileName)); err != nil {
-		return err
-	}
-	// The rename is only durable once the directory is.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/atomicfile"
 	"github.com/openbrc/brc/internal/extract"
 )
 
@@ -61,44 +62,16 @@ func closeJournal(path string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
-// writeFileAtomic replaces path with b: temporary file, fsync, rename,
-// fsync of the directory.
+// writeFileAtomic replaces path with b, durably, making its directory if
+// needed.
 func writeFileAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // removeTemps deletes every temporary name (extract.TempPrefix) under

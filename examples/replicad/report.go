@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/openbrc/brc/internal/atomicfile"
 	"github.com/openbrc/brc/internal/catalogreport"
 	"github.com/openbrc/brc/internal/config"
 	"github.com/openbrc/brc/replica"
@@ -179,49 +180,12 @@ func writeReportDir(dir string, r *report.Report) (string, error) {
 		{base + ".json", js.Bytes()}, {base + ".md", md.Bytes()},
 		{"latest.json", js.Bytes()}, {"latest.md", md.Bytes()},
 	} {
-		if err := writeFileAtomic(dir, f.name, f.data); err != nil {
+		if err := atomicfile.Replace(filepath.Join(dir, f.name), f.data, 0o644); err != nil {
 			return "", err
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return "", err
 	}
 	return filepath.Join(dir, base+".json"), nil
-}
-
-// writeFileAtomic replaces dir/name with data: a temporary file in dir,
-// synced, renamed over it. The caller syncs dir.
-func writeFileAtomic(dir, name string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, "."+name+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

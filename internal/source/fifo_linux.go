@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/atomicfile"
 )
 
 var _ Stream = (*FIFO)(nil)
@@ -470,7 +471,7 @@ func (p *fifoPass) finish(label *bacularec.VolumeLabel) error {
 		}
 		os.Remove(p.path)
 		p.path, p.keep = final, true
-		return syncDir(dir)
+		return atomicfile.SyncDir(dir)
 	}
 	return fmt.Errorf("copy of the stream: %s.vol exists", base)
 }

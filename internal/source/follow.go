@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/atomicfile"
 )
 
 // OpenFunc opens the records of one pass. It has the underlying type of
@@ -293,7 +294,7 @@ func (f *Follow) Commit() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f.statePath, append(b, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(f.statePath, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("source: saving the position: %w", err)
 	}
 	return nil

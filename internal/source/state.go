@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/atomicfile"
 )
 
 // stateVersion is the format of the Follow state file.
@@ -65,50 +66,10 @@ func loadState(path string) (*followState, error) {
 	return &st, nil
 }
 
-// writeFileAtomic writes b to path through a temporary file in the same
-// directory, synced, renamed over path, and the directory synced.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	t, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := t.Name()
-	defer os.Remove(tmp) // no-op once renamed
-	if _, err := t.Write(b); err != nil {
-		t.Close()
-		return err
-	}
-	if err := t.Chmod(perm); err != nil {
-		t.Close()
-		return err
-	}
-	if err := t.Sync(); err != nil {
-		t.Close()
-		return err
-	}
-	if err := t.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
 // renameAtomic moves a synced file into place and syncs the directory.
 func renameAtomic(from, to string) error {
 	if err := os.Rename(from, to); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(to))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.SyncDir(filepath.Dir(to))
 }
