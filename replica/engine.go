@@ -373,6 +373,8 @@ type producer struct {
 
 func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
 	p.ended = map[*bacularec.Job]bool{}
+	digests := newDigestPipe(files)
+	defer digests.close()
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -393,15 +395,18 @@ func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
 			}
 		case bacularec.KindFile:
 			m = msg{kind: mFile, job: it.File.Job, file: it.File}
+			digests.begin(it.File)
 			if p.first {
 				p.sum.Files++
 			}
 		case bacularec.KindData:
 			m = msg{kind: mData, job: it.File.Job, file: it.File, off: it.Offset, data: append([]byte(nil), it.Data...)}
+			digests.data(it.File, m.data)
 			if p.first {
 				p.sum.Bytes += int64(len(it.Data))
 			}
 		case bacularec.KindFileEnd:
+			digests.end(it.File)
 			m = msg{kind: mFileEnd, job: it.File.Job, file: it.File}
 		case bacularec.KindJobEnd:
 			m = msg{kind: mJobEnd, job: it.Job, label: clone(it.Job)}

@@ -167,7 +167,13 @@ func (q *queue) pop() (msg, error) {
 				clear(q.mem[n:])
 				q.mem, q.head = q.mem[:n], 0
 			}
-			q.cond.Broadcast()
+			// A reader waiting for room is woken once half the queue is
+			// free, not at every message: waking it for each 64 KiB makes
+			// the reader and the target take turns instead of running at
+			// the same time.
+			if q.memBytes <= q.memLimit/2 || q.head == len(q.mem) {
+				q.cond.Broadcast()
+			}
 			return m, nil
 		}
 		if q.spooled > 0 {
