@@ -2,14 +2,13 @@ package replica
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/testvol"
 )
 
 // digestTarget records, for each regular file, what the engine said of its
@@ -54,14 +53,7 @@ func TestEngineChecksDigests(t *testing.T) {
 	if good.checked != 29 || len(good.bad) != 0 {
 		t.Fatalf("clean volume: %d digests checked, mismatches %v", good.checked, good.bad)
 	}
-	// The third block holds data of the large files.
-	off := 0
-	for range 2 {
-		off += int(binary.BigEndian.Uint32(vol[off+4:]))
-	}
-	n := int(binary.BigEndian.Uint32(vol[off+4:]))
-	vol[off+n/2] ^= 0x01
-	binary.BigEndian.PutUint32(vol[off:], crc32.ChecksumIEEE(vol[off+4:off+n]))
+	testvol.FlipContentByte(vol, 2)
 	p := filepath.Join(t.TempDir(), "patched.vol")
 	if err := os.WriteFile(p, vol, 0o644); err != nil {
 		t.Fatal(err)

@@ -2,9 +2,7 @@ package extract
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"hash/crc32"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/testvol"
 )
 
 const fixtures = "../../bacularec/testdata"
@@ -149,14 +148,7 @@ func TestRunDigestMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The third block is data of the large files; patch a byte in its middle.
-	off := 0
-	for range 2 {
-		off += int(binary.BigEndian.Uint32(vol[off+4:]))
-	}
-	n := int(binary.BigEndian.Uint32(vol[off+4:]))
-	vol[off+n/2] ^= 0x01
-	binary.BigEndian.PutUint32(vol[off:], crc32.ChecksumIEEE(vol[off+4:off+n]))
+	testvol.FlipContentByte(vol, 2)
 	p := filepath.Join(t.TempDir(), "patched.vol")
 	if err := os.WriteFile(p, vol, 0o644); err != nil {
 		t.Fatal(err)
