@@ -16,8 +16,18 @@
 // owner can read (KeyFromFile) or given by a command (KeyFromCommand).
 // Its id, HMAC-SHA256(key, "openbrc key id") cut to 8 bytes, is in every
 // file header. To rotate, encrypt with the new key and keep the old ones
-// in the Keyring. NewContentHash gives a keyed hash so a target can skip
-// unchanged files without showing which files are equal.
+// in the Keyring.
+//
+// NewContentHash gives a keyed hash so a target can skip unchanged files
+// without showing which files are equal: BLAKE3 in keyed mode, its key
+// HKDF-SHA256(secret K, no salt, info "openbrc content hash v1"), 32
+// bytes. Without K nobody can compute a sum, so nobody can confirm a
+// guess of a file's content against a stored one. Equal inputs still
+// give equal sums, so a state index (replica.Encrypt's) hashes each 1 MiB
+// span of a file after a random salt of its own, the span's number and
+// the file's path: its stored sums show no equality either, between
+// files or between versions of a file, and it records K's id so that
+// sums of a rotated key are not compared.
 //
 // # Logical path
 //

@@ -151,32 +151,48 @@ func (c *Catalog) Files(target string, fn func(path string, e *IndexEntry) error
 // Index returns target's state index. Puts and Deletes are buffered and
 // written in one transaction by Flush (or when many are waiting).
 func (c *Catalog) Index(target string) Index {
-	return &catIndex{c: c, target: target, buf: map[string]*IndexEntry{}}
-}
-
-type catIndex struct {
-	c      *Catalog
-	target string
-	mu     sync.Mutex
-	buf    map[string]*IndexEntry // nil value: delete
+	return newBufIndex[IndexEntry](c, target, bFiles, "index")
 }
 
 const indexBuffer = 20000
 
-func (x *catIndex) Get(path string) (IndexEntry, bool, error) {
+// bufIndex is an index of entries of type E in a target's bucket of the
+// catalog, with its writes buffered.
+type bufIndex[E any, P interface {
+	*E
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}] struct {
+	c      *Catalog
+	target string
+	bucket []byte
+	name   string        // for errors
+	mu     sync.Mutex    // guards buf
+	buf    map[string]*E // nil value: delete
+}
+
+func newBufIndex[E any, P interface {
+	*E
+	MarshalBinary() ([]byte, error)
+	UnmarshalBinary([]byte) error
+}](c *Catalog, target string, bucket []byte, name string) *bufIndex[E, P] {
+	return &bufIndex[E, P]{c: c, target: target, bucket: bucket, name: name, buf: map[string]*E{}}
+}
+
+func (x *bufIndex[E, P]) Get(path string) (E, bool, error) {
+	var e E
 	x.mu.Lock()
-	if e, ok := x.buf[path]; ok {
+	if b, ok := x.buf[path]; ok {
 		x.mu.Unlock()
-		if e == nil {
-			return IndexEntry{}, false, nil
+		if b == nil {
+			return e, false, nil
 		}
-		return *e, true, nil
+		return *b, true, nil
 	}
 	x.mu.Unlock()
-	var e IndexEntry
 	var found bool
 	err := x.c.db.View(func(tx *bbolt.Tx) error {
-		b, _ := targetBucket(tx, x.target, bFiles, false)
+		b, _ := targetBucket(tx, x.target, x.bucket, false)
 		if b == nil {
 			return nil
 		}
@@ -185,12 +201,15 @@ func (x *catIndex) Get(path string) (IndexEntry, bool, error) {
 			return nil
 		}
 		found = true
-		return e.UnmarshalBinary(v)
+		return P(&e).UnmarshalBinary(v)
 	})
-	return e, found, err
+	if err != nil {
+		return e, false, fmt.Errorf("replica: %s of %s: %s: %w", x.name, x.target, path, err)
+	}
+	return e, found, nil
 }
 
-func (x *catIndex) Put(path string, e IndexEntry) error {
+func (x *bufIndex[E, P]) Put(path string, e E) error {
 	x.mu.Lock()
 	x.buf[path] = &e
 	n := len(x.buf)
@@ -201,23 +220,23 @@ func (x *catIndex) Put(path string, e IndexEntry) error {
 	return nil
 }
 
-func (x *catIndex) Delete(path string) error {
+func (x *bufIndex[E, P]) Delete(path string) error {
 	x.mu.Lock()
 	x.buf[path] = nil
 	x.mu.Unlock()
 	return nil
 }
 
-func (x *catIndex) Flush() error {
+func (x *bufIndex[E, P]) Flush() error {
 	x.mu.Lock()
 	buf := x.buf
-	x.buf = map[string]*IndexEntry{}
+	x.buf = map[string]*E{}
 	x.mu.Unlock()
 	if len(buf) == 0 {
 		return nil
 	}
-	return x.c.db.Update(func(tx *bbolt.Tx) error {
-		b, err := targetBucket(tx, x.target, bFiles, true)
+	err := x.c.db.Update(func(tx *bbolt.Tx) error {
+		b, err := targetBucket(tx, x.target, x.bucket, true)
 		if err != nil {
 			return err
 		}
@@ -233,11 +252,15 @@ func (x *catIndex) Flush() error {
 				}
 				continue
 			}
-			v, _ := e.MarshalBinary()
+			v, _ := P(e).MarshalBinary()
 			if err := b.Put([]byte(p), v); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("replica: %s of %s: %w", x.name, x.target, err)
+	}
+	return nil
 }

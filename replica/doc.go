@@ -23,6 +23,17 @@
 // hash, BLAKE3 of the content and of each 1 MiB chunk), so that with
 // MirrorOptions.SkipUnchanged an unchanged file costs a stat.
 //
+// An encrypted target (Encrypt) must not store the BLAKE3 of its files'
+// plaintext: a reader of the state directory could tell equal files
+// apart and confirm guesses. Its Index describes the ciphertext, and its
+// EncryptedIndex (Catalog.EncryptedIndex, a bucket of its own) holds, per
+// regular file, the stat of the encrypted file and, per 1 MiB span of the
+// plaintext, a BLAKE3 keyed with a key derived from the master key, over
+// a random salt, the span's number and the path, with the key's id:
+// unchanged files cost a stat there too, and without the key the index
+// shows no content equality, not even between two files or two versions
+// of one. See Encrypt.
+//
 // # Crash safety
 //
 // A Mirror writes each regular file under a temporary name in its

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync/atomic"
-
-	"github.com/zeebo/blake3"
+	"syscall"
 
 	"github.com/openbrc/brc/bacularec"
 	"github.com/openbrc/brc/crypt"
+	"github.com/openbrc/brc/internal/extract"
 )
 
 // EncryptOptions tune Encrypt.
@@ -22,20 +23,29 @@ type EncryptOptions struct {
 	// back. Nil means the key given to Encrypt only. New files are always
 	// encrypted with the key given to Encrypt.
 	Keyring *crypt.Keyring
-	// SkipUnchanged compares each regular file with the target's copy by
-	// decrypting the copy as the new content streams by, and keeps the
-	// copy when the plaintext is the same (see Encrypt). Set it together
-	// with MirrorOptions.SkipUnchanged of the wrapped Mirror (without
-	// it the Mirror writes the kept ciphertext again). Needs a target that
-	// can be read back (a Mirror); ignored otherwise.
+	// SkipUnchanged keeps the target's copy of a regular file whose
+	// plaintext is unchanged (see Encrypt). Set it together with
+	// MirrorOptions.SkipUnchanged of the wrapped Mirror (without it the
+	// Mirror writes the kept ciphertext again when the copy had to be
+	// read to be compared). Needs a target that can be read back (a
+	// Mirror); ignored otherwise.
 	SkipUnchanged bool
+	// Index is the target's encrypted state index
+	// (Catalog.EncryptedIndex): with SkipUnchanged, a file whose copy on
+	// the target is as the index recorded it is compared with the index's
+	// keyed hashes, without reading the copy. Used with a Mirror only
+	// (possibly inside a Retention); nil keeps none. It is not the
+	// Mirror's MirrorOptions.Index, which describes the ciphertext.
+	Index EncryptedIndex
 	// Verify reads every file written back once it is in place, decrypts
-	// it (authenticated, for its path) and compares the BLAKE3 of the
-	// plaintext with that of what was streamed; a mismatch is a FileError
-	// wrapping ErrVerify, so the job is not recorded as done. Files are
-	// verified as soon as the Mirror has put them in place (after each of
-	// its commit batches, and at End), so what waits for verification is
-	// bounded by MirrorOptions.CommitFiles. Needs a Mirror; ignored
+	// it (authenticated, for its path) and compares the keyed hashes of
+	// the plaintext (those of the index, see Encrypt) with those of what
+	// was streamed; a mismatch is a FileError wrapping ErrVerify, so the
+	// job is not recorded as done. Files are verified as soon as the
+	// Mirror has put them in place (after each of its commit batches, and
+	// at End), so what waits for verification is bounded by
+	// MirrorOptions.CommitFiles. A path written twice in a job is
+	// verified against what was written last. Needs a Mirror; ignored
 	// otherwise. MirrorOptions.Verify, which checks the ciphertext read
 	// back, can be set as well.
 	Verify bool
@@ -80,19 +90,51 @@ type EncryptOptions struct {
 //
 // SkipUnchanged: the ciphertext of a file changes at every write (a
 // random salt per file), so t cannot tell by itself that a file is
-// unchanged. When t (a Mirror) holds a file at the path whose size is
-// that of the new one encrypted, the copy is decrypted chunk by chunk as
-// the new content streams by; as long as the plaintexts are equal, the
-// copy's own authenticated ciphertext is what t receives, so a Mirror
-// with SkipUnchanged finds it identical and writes nothing (metadata that
-// changed is still applied). At the first difference (or a copy that
-// fails authentication) t's write is abandoned, leaving the copy as it
-// was, and the file is encrypted anew, its unchanged start read back from
-// the copy. The trade-off: an unchanged file costs a read and a
-// decryption of the target's copy, where a clear Mirror with an index
-// costs a stat; in exchange no hash of the content is stored anywhere,
-// and a changed file is never skipped, since authenticated decryption
-// proves the copy holds exactly this plaintext for this path.
+// unchanged, and the BLAKE3 of the plaintext, which a clear Mirror's
+// index keeps, must not be stored: anyone reading the state directory
+// could then tell which files are equal, or confirm a guess of a file's
+// content by hashing it. With an EncryptOptions.Index, the wrapper keeps
+// its own state index instead (EncryptedEntry): per regular file, the
+// stat of the encrypted file on the target (size, mtime, ctime, device,
+// inode) and, per ChunkSize (1 MiB) span of the plaintext, a BLAKE3 keyed
+// with a key derived from the master key (crypt.NewContentHash), over a
+// salt drawn anew each time the file is hashed anew, the span's number
+// and the path before the span's bytes; and the id of the key. Without
+// the key no hash can be computed, and because of the salt and the path
+// equal content hashes differently in two files, or in two versions of a
+// file: a reader of the state directory learns sizes, times and when a
+// file was rewritten, which the target shows anyway, and nothing of
+// which contents are equal. After a key rotation the entries made with
+// the old key are not used (their key id differs).
+//
+// A file whose copy has the stat its entry records, with the current
+// key's id, is compared by hashing the new plaintext as it streams by:
+// when every span hashes as recorded, the copy is kept, neither read nor
+// written (metadata that changed is applied, the entry then recording
+// the new stat). At the first span that differs, the file is encrypted
+// anew, the unchanged spans before it read back from the copy by
+// authenticated decryption (the stream has gone by), and its entry is
+// written once it is in place. With no entry, or a copy changed behind
+// the index's back (another stat), or hashes of another key, the copy is
+// compared by authenticated decryption instead: when t (a Mirror) holds
+// a file at the path whose size is that of the new one encrypted, the
+// copy is decrypted chunk by chunk as the new content streams by; as
+// long as the plaintexts are equal, the copy's own authenticated
+// ciphertext is what the Mirror receives, so that with SkipUnchanged it
+// finds it identical and writes nothing. At the first difference (or a
+// copy that fails authentication) the Mirror's write is abandoned,
+// leaving the copy as it was, and the file is encrypted anew, its
+// unchanged start read back from the copy. Either way the entry is
+// written afresh. Without an index every unchanged file costs a read and
+// a decryption of the copy; with one, a stat. A file kept unchanged,
+// either way, is given to the Mirror itself: the targets between Encrypt
+// and the Mirror (a Retention) only see the files that are written.
+//
+// The entries are written when the Mirror has put a file in place (and
+// read it back, with MirrorOptions.Verify): Encrypt hooks into the
+// wrapped Mirror's index updates for that, leaving its MirrorOptions.Index
+// as it was otherwise. A file the wrapper's verification finds wrong
+// loses its entry.
 //
 // The returned Target implements Unwrapper, and StatsReporter and
 // io.Closer when t does. Its Stats are t's, except Bytes, which counts
@@ -104,10 +146,16 @@ func Encrypt(t Target, key crypt.Key, opt EncryptOptions) Target {
 	if ring == nil {
 		ring = crypt.NewKeyring(key)
 	}
-	e := &encrypted{t: t, key: key, ring: ring, opt: opt}
+	e := &encrypted{t: t, key: key, keyID: key.ID(), ring: ring, opt: opt}
 	e.lp, _ = findInner[logicalPather](t)
 	e.open, _ = findInner[targetOpener](t)
 	e.com, _ = findInner[committer](t)
+	e.mir, _ = findInner[keeper](t)
+	if opt.SkipUnchanged && opt.Index != nil && e.mir != nil && e.open != nil {
+		e.idx = opt.Index
+		e.pending = map[string]*pendingEntry{}
+		e.mir.tapIndex(func(in Index) Index { return &indexTap{inner: in, e: e} })
+	}
 	sr, stats := t.(StatsReporter)
 	cl, closer := t.(io.Closer)
 	e.sr = sr
@@ -140,25 +188,42 @@ func findInner[I any](t Target) (I, bool) {
 
 // encrypted is the Target returned by Encrypt.
 type encrypted struct {
-	t    Target
-	key  crypt.Key
-	ring *crypt.Keyring
-	opt  EncryptOptions
-	lp   logicalPather
-	open targetOpener
-	com  committer
-	sr   StatsReporter
+	t     Target
+	key   crypt.Key
+	keyID [8]byte
+	ring  *crypt.Keyring
+	opt   EncryptOptions
+	lp    logicalPather
+	open  targetOpener
+	com   committer
+	mir   keeper // the Mirror, or nil
+	sr    StatsReporter
+
+	// idx is the encrypted index, when in use (SkipUnchanged, a Mirror);
+	// pending holds, by index key, the files given to the Mirror that it
+	// has not put in place yet.
+	idx     EncryptedIndex
+	pending map[string]*pendingEntry
 
 	bytes   atomic.Int64   // plaintext bytes of the content written
 	vErrors atomic.Int64   // failed verifications
 	verify  []toVerify     // written, not yet verified
 	spare   *cipherContent // buffers of the last file, for the next
+	ch      *keyedChunks   // comparisons
+	vh      *keyedChunks   // verifications
+	spanBuf []byte         // the span being compared (compareKeyed)
 }
 
 // toVerify is a file written whose read-back is pending.
 type toVerify struct {
-	path, logical string
-	sum           [32]byte
+	path, logical, key string
+	w                  written
+}
+
+// written is what was hashed of a file written: its keyed span hashes.
+type written struct {
+	salt   [16]byte
+	chunks [][32]byte
 }
 
 type encryptedStats struct{ *encrypted }
@@ -177,13 +242,21 @@ type encryptedStatsCloser struct {
 func (e *encryptedStats) Stats() Stats { return e.stats() }
 
 // Close implements io.Closer: it closes the wrapped target.
-func (e *encryptedCloser) Close() error { return e.cl.Close() }
+func (e *encryptedCloser) Close() error { return e.close(e.cl) }
 
 // Stats implements StatsReporter (see Encrypt).
 func (e *encryptedStatsCloser) Stats() Stats { return e.stats() }
 
 // Close implements io.Closer: it closes the wrapped target.
-func (e *encryptedStatsCloser) Close() error { return e.cl.Close() }
+func (e *encryptedStatsCloser) Close() error { return e.close(e.cl) }
+
+// close closes cl, the wrapped target, which puts in place what it
+// finished: the index records them.
+func (e *encrypted) close(cl io.Closer) error {
+	err := cl.Close()
+	clear(e.pending)
+	return errors.Join(err, e.flushIndex())
+}
 
 func (e *encrypted) stats() Stats {
 	s := e.sr.Stats()
@@ -198,7 +271,11 @@ func (e *encrypted) Unwrap() Target { return e.t }
 // Begin implements Target.
 func (e *encrypted) Begin(ctx context.Context, job *bacularec.Job) error {
 	e.verify = e.verify[:0]
-	return e.t.Begin(ctx, job)
+	err := e.t.Begin(ctx, job)
+	// Begin put in place what an unfinished job left, if anything: the
+	// rest of that job never will be.
+	clear(e.pending)
+	return err
 }
 
 // End implements Target: the files of the job still to verify are put in
@@ -211,7 +288,20 @@ func (e *encrypted) End(ctx context.Context, job *bacularec.Job) error {
 		}
 		verr = e.runVerify()
 	}
-	return errors.Join(verr, e.t.End(ctx, job))
+	err := e.t.End(ctx, job)
+	// Whatever was not put in place by now never will be.
+	clear(e.pending)
+	return errors.Join(verr, err, e.flushIndex())
+}
+
+func (e *encrypted) flushIndex() error {
+	if e.idx == nil {
+		return nil
+	}
+	if err := e.idx.Flush(); err != nil {
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	return nil
 }
 
 // hasData reports whether records of type t carry content to encrypt.
@@ -250,28 +340,24 @@ func (e *encrypted) Put(ctx context.Context, f *bacularec.File, c Content) error
 	cp := copyFile(f, src)
 	src.onEOF = func() { *cp = *copyFile(f, src) }
 
+	key := pathKey2(f.Path)
+	regular := f.Type == bacularec.TypeReg || f.Type == bacularec.TypeRegEmpty
 	var err error
-	var sum [32]byte
-	written := true
-	if sc := e.speculate(f, logical, src); sc != nil {
-		defer sc.old.Close()
-		err = e.t.Put(ctx, cp, sc)
-		if !sc.changed || src.err != nil {
-			written = false // t has its copy still (or the content failed)
-		} else if err = without(err, errChanged); !IsTargetFailure(err) {
-			// Changed: t left its copy alone. Encrypt anew (a new salt
-			// changes every byte), the unchanged start read back from
-			// the copy.
-			prefix := io.NewSectionReader(sc.ra, 0, sc.chunk*crypt.ChunkSize)
-			in := io.MultiReader(prefix, bytes.NewReader(sc.cb), src)
-			cp2 := copyFile(f, src)
-			src.onEOF = func() { *cp2 = *copyFile(f, src) }
-			var perr error
-			sum, perr = e.put(ctx, cp2, in, logical)
-			err = errors.Join(err, perr)
+	var w *written // nil: nothing written (kept, or failed)
+	known := false
+	if e.idx != nil && regular {
+		var ent EncryptedEntry
+		var info extract.Info
+		if ent, info, known = e.lookup(f.Path, key, f.Stat.Size); known {
+			w, err = e.putKnown(ctx, f, cp, src, logical, key, &ent, info)
 		}
-	} else {
-		sum, err = e.put(ctx, cp, src, logical)
+	}
+	if !known {
+		if sc := e.speculate(f, logical, src); sc != nil {
+			w, err = e.putSpeculated(ctx, f, cp, src, logical, key, sc)
+		} else {
+			w, err = e.put(ctx, cp, src, logical, key, regular)
+		}
 	}
 	if src.err != nil && errors.Is(src.err, errOverlap) {
 		// The content itself cannot be encrypted in order: that file
@@ -287,8 +373,11 @@ func (e *encrypted) Put(ctx context.Context, f *bacularec.File, c Content) error
 	if e.sr != nil && e.sr.Stats().Bytes > before {
 		e.bytes.Add(src.data)
 	}
-	if e.opt.Verify && written && e.open != nil && !failedFor(err, f.Path) && src.eof {
-		e.verify = append(e.verify, toVerify{path: f.Path, logical: logical, sum: sum})
+	if e.idx != nil && failedFor(err, f.Path) {
+		delete(e.pending, key) // not put in place
+	}
+	if e.opt.Verify && w != nil && e.open != nil && !failedFor(err, f.Path) && src.eof {
+		e.verify = append(e.verify, toVerify{path: f.Path, logical: logical, key: key, w: *w})
 	}
 	if len(e.verify) > 0 && e.com != nil && e.com.pendingFiles() == 0 {
 		// Everything written is in place: verify it now, which bounds
@@ -298,19 +387,168 @@ func (e *encrypted) Put(ctx context.Context, f *bacularec.File, c Content) error
 	return err
 }
 
-// put gives t the encryption of the plaintext in, and returns the BLAKE3
-// of that plaintext.
-func (e *encrypted) put(ctx context.Context, cp *bacularec.File, in io.Reader, logical string) ([32]byte, error) {
+// putKnown puts the regular file f, whose copy on the target is as its
+// entry ent in the encrypted index records it (stat info): see Encrypt.
+func (e *encrypted) putKnown(ctx context.Context, f, cp *bacularec.File, src *plainSource, logical, key string,
+	ent *EncryptedEntry, info extract.Info) (*written, error) {
+	at, span, err := e.compareKeyed(src, key, ent)
+	if err != nil {
+		// The content failed, not the target, whose copy is left as it
+		// was.
+		if ce := (*contentError)(nil); !errors.As(err, &ce) {
+			err = &contentError{err}
+		}
+		return nil, err
+	}
+	if at < 0 {
+		meta := metaHash(cp)
+		err = e.mir.keepUnchanged(ctx, cp, meta == ent.Meta)
+		if meta != ent.Meta {
+			err = errors.Join(err, e.refresh(f.Path, key, ent, meta, info, err))
+		}
+		return nil, err
+	}
+	// Changed from span at on: written anew (a new salt changes every
+	// byte), the spans before it, equal, read back from the copy. The
+	// entry goes: it is written again once the new file is in place.
+	e.idx.Delete(key)
+	in := io.MultiReader(bytes.NewReader(span), src)
+	if at > 0 {
+		pre, err := e.openPrefix(f.Path, logical, int64(at)*ChunkSize)
+		if err != nil {
+			// What was read of the content is gone: that file fails
+			// (and is sent again with the job), the copy is left alone.
+			return nil, &FileError{Path: f.Path, Err: fmt.Errorf("%w: %w", errCopyRead, err)}
+		}
+		defer pre.f.Close()
+		in = io.MultiReader(pre, bytes.NewReader(span), src)
+	}
+	cp2 := copyFile(f, src)
+	src.onEOF = func() { *cp2 = *copyFile(f, src) }
+	w, err := e.put(ctx, cp2, in, logical, key, true)
+	if errors.Is(err, errCopyRead) {
+		// The copy failed (authentication, I/O) while its start was
+		// read: t abandoned the file; the file fails, not the target.
+		var cause error
+		for _, x := range flatten(err) {
+			if errors.Is(x, errCopyRead) {
+				cause = x
+			}
+		}
+		err = errors.Join(without(err, errCopyRead), &FileError{Path: f.Path, Err: cause})
+		w = nil
+	}
+	return w, err
+}
+
+// refresh records in ent, after the Mirror applied the metadata of the
+// copy anew (err is how that went), the copy's new stat: the same file
+// (device, inode, size) holds the same content. Anything else makes the
+// entry go, and the copy is compared by decryption next time.
+func (e *encrypted) refresh(path, key string, ent *EncryptedEntry, meta uint64, before extract.Info, err error) error {
+	now, serr := e.mir.statTarget(path)
+	switch {
+	case serr != nil || now.Dev != before.Dev || now.Ino != before.Ino || now.Size != before.Size:
+		return e.idx.Delete(key)
+	case err != nil:
+		// The metadata was not (all) applied: the entry keeps the old
+		// hash, so it is applied again, if it still describes the copy.
+		if !ent.matches(now) {
+			return e.idx.Delete(key)
+		}
+		return nil
+	}
+	ent.setStat(now)
+	ent.Meta = meta
+	if err := e.idx.Put(key, *ent); err != nil {
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	return nil
+}
+
+// putSpeculated puts the regular file f, comparing it with the target's
+// copy by decryption (sc): see Encrypt.
+func (e *encrypted) putSpeculated(ctx context.Context, f, cp *bacularec.File, src *plainSource, logical, key string,
+	sc *specContent) (*written, error) {
+	defer sc.old.Close()
+	if e.idx != nil {
+		if e.ch == nil {
+			e.ch = newKeyedChunks(e.key)
+		}
+		e.ch.start(newSalt(), key)
+		sc.kh = e.ch
+	}
+	// A copy found unchanged is the Mirror's business only: a Retention
+	// around it would keep a version of it, to drop it at End.
+	var to Target = e.t
+	if e.mir != nil {
+		to = e.mir
+	}
+	err := to.Put(ctx, cp, sc)
+	if !sc.changed || src.err != nil {
+		// The Mirror has its copy still (or the content failed).
+		if !sc.changed && e.idx != nil && src.eof && src.err == nil && !failedFor(err, f.Path) {
+			err = errors.Join(err, e.record(f.Path, key, sc, metaHash(cp)))
+		}
+		return nil, err
+	}
+	if err = without(err, errChanged); IsTargetFailure(err) {
+		return nil, err
+	}
+	// Changed: the Mirror left its copy alone. Encrypt anew (a new salt
+	// changes every byte), the unchanged start read back from the copy.
+	prefix := io.NewSectionReader(sc.ra, 0, sc.chunk*crypt.ChunkSize)
+	in := io.MultiReader(prefix, bytes.NewReader(sc.cb), src)
+	cp2 := copyFile(f, src)
+	src.onEOF = func() { *cp2 = *copyFile(f, src) }
+	w, perr := e.put(ctx, cp2, in, logical, key, true)
+	return w, errors.Join(err, perr)
+}
+
+// record writes the entry of a copy found unchanged by decryption: its
+// stat, if the file at the path is still the one decrypted.
+func (e *encrypted) record(path, key string, sc *specContent, meta uint64) error {
+	chunks := sc.kh.finish()
+	fi, ferr := sc.old.Stat()
+	now, serr := e.mir.statTarget(path)
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if ferr != nil || serr != nil || !ok || uint64(st.Dev) != now.Dev || st.Ino != now.Ino ||
+		now.Size != crypt.EncryptedSize(sc.total) {
+		return e.idx.Delete(key)
+	}
+	ent := EncryptedEntry{KeyID: e.keyID, Plain: sc.total, Meta: meta, Salt: sc.kh.salt, Chunks: chunks}
+	ent.setStat(now)
+	if err := e.idx.Put(key, ent); err != nil {
+		return fmt.Errorf("%w: %w", ErrTargetFailed, err)
+	}
+	return nil
+}
+
+// put gives t the encryption of the plaintext in. With the encrypted
+// index (a regular file) or verification, the plaintext is hashed on the
+// way, and what was hashed returned.
+func (e *encrypted) put(ctx context.Context, cp *bacularec.File, in io.Reader, logical, key string, regular bool) (*written, error) {
 	cc, err := newCipherContent(in, e.key, logical, e.spare)
 	if err != nil {
-		return [32]byte{}, err
+		return nil, err
+	}
+	if e.idx != nil && regular {
+		cc.pe = e.expect(key)
+	}
+	if cc.pe != nil || e.opt.Verify && e.open != nil {
+		if cc.kh == nil {
+			cc.kh = newKeyedChunks(e.key)
+		}
+		cc.kh.start(newSalt(), key)
+		cc.hashing = true
 	}
 	err = e.t.Put(ctx, cp, cc)
-	var sum [32]byte
-	cc.hash.Sum(sum[:0])
 	// The buffers and the hasher serve the next file: one Put at a time.
 	e.spare = cc
-	return sum, err
+	if !cc.hashing || !cc.done || cc.err != nil {
+		return nil, err
+	}
+	return &written{salt: cc.kh.salt, chunks: cc.chunks}, err
 }
 
 // failedFor reports whether err concerns path (or the whole target).
@@ -333,10 +571,25 @@ func failedFor(err error, path string) bool {
 // runVerify reads back the files to verify, which are in place.
 func (e *encrypted) runVerify() error {
 	var errs []error
-	for _, v := range e.verify {
+	var later map[string]bool
+	for i := len(e.verify) - 1; i >= 0; i-- {
+		v := e.verify[i]
+		// A path written twice in a job holds what was written last.
+		if i < len(e.verify)-1 {
+			if later == nil {
+				later = map[string]bool{e.verify[len(e.verify)-1].path: true}
+			}
+			if later[v.path] {
+				continue
+			}
+			later[v.path] = true
+		}
 		if err := e.verifyOne(v); err != nil {
 			e.vErrors.Add(1)
 			errs = append(errs, &FileError{Path: v.path, Err: err})
+			if e.idx != nil {
+				e.forget(v.key)
+			}
 		}
 	}
 	e.verify = e.verify[:0]
@@ -353,13 +606,14 @@ func (e *encrypted) verifyOne(v toVerify) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	h := blake3.New()
-	if _, err := io.Copy(h, r); err != nil {
+	if e.vh == nil {
+		e.vh = newKeyedChunks(e.key)
+	}
+	e.vh.start(v.w.salt, v.key)
+	if _, err := io.Copy(e.vh, r); err != nil {
 		return fmt.Errorf("%w: %w", ErrVerify, err)
 	}
-	var got [32]byte
-	h.Sum(got[:0])
-	if got != v.sum {
+	if !slices.Equal(e.vh.finish(), v.w.chunks) {
 		return fmt.Errorf("%w: plaintext read back differs from what was written", ErrVerify)
 	}
 	return nil
@@ -512,16 +766,20 @@ type cipherContent struct {
 	handed bool  // out.b was handed out
 	done   bool
 	err    error
-	hash   *blake3.Hasher
+	// With hashing, kh hashes the plaintext, and chunks are its sums once
+	// done; pe, if not nil, gets them for the encrypted index.
+	hashing bool
+	kh      *keyedChunks
+	chunks  [][32]byte
+	pe      *pendingEntry
 }
 
 func newCipherContent(in io.Reader, key crypt.Key, logical string, reuse *cipherContent) (*cipherContent, error) {
 	cc := &cipherContent{in: in}
 	if reuse != nil {
-		cc.plain, cc.out.b, cc.hash = reuse.plain, reuse.out.b[:0], reuse.hash
-		cc.hash.Reset()
+		cc.plain, cc.out.b, cc.kh = reuse.plain, reuse.out.b[:0], reuse.kh
 	} else {
-		cc.plain, cc.hash = make([]byte, crypt.ChunkSize), blake3.New()
+		cc.plain = make([]byte, crypt.ChunkSize)
 		cc.out.b = make([]byte, 0, 2*crypt.EncryptedSize(crypt.ChunkSize))
 	}
 	w, err := crypt.NewWriter(&cc.out, key, logical) // the header, now
@@ -545,7 +803,9 @@ func (cc *cipherContent) Next() (int64, []byte, error) {
 	for len(cc.out.b) < crypt.ChunkSize && !cc.done {
 		n, err := fill(cc.in, cc.plain)
 		if n > 0 {
-			cc.hash.Write(cc.plain[:n])
+			if cc.hashing {
+				cc.kh.Write(cc.plain[:n])
+			}
 			cc.w.Write(cc.plain[:n]) // to memory: cannot fail
 			clear(cc.plain[:n])
 		}
@@ -554,6 +814,14 @@ func (cc *cipherContent) Next() (int64, []byte, error) {
 		case io.EOF:
 			cc.w.Close()
 			cc.done = true
+			if cc.hashing {
+				// Before t ends the file, and so before it can be put
+				// in place and indexed.
+				cc.chunks = cc.kh.finish()
+				if cc.pe != nil {
+					cc.pe.salt, cc.pe.chunks, cc.pe.plain, cc.pe.ready = cc.kh.salt, cc.chunks, cc.kh.n, true
+				}
+			}
 		default:
 			cc.err = err
 			return 0, nil, err
@@ -655,6 +923,7 @@ type specContent struct {
 	eof     bool
 	changed bool // cb differs from chunk `chunk` of the copy
 	err     error
+	kh      *keyedChunks // hashes the plaintext for the index, if not nil
 }
 
 func (s *specContent) Next() (int64, []byte, error) {
@@ -675,6 +944,9 @@ func (s *specContent) Next() (int64, []byte, error) {
 	}
 	s.cb = s.cb[:n]
 	s.total += int64(n)
+	if s.kh != nil {
+		s.kh.Write(s.cb)
+	}
 	if n == 0 && s.eof && s.total > 0 {
 		// The plaintext ended with the previous (full) chunk.
 		if s.total != s.ra.Size() {

@@ -246,6 +246,13 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 			m.stats.Files++
 		}
 	}
+	return m.finishPut(ctx, f, err)
+}
+
+// finishPut ends a Put of f that got err: the error classified, the
+// pending files committed when enough wait, errors of files placed since
+// the last Put collected.
+func (m *Mirror) finishPut(ctx context.Context, f *bacularec.File, err error) error {
 	errs := []error{m.classify(f, err)}
 	if m.w.Pending() >= m.opt.CommitFiles || m.pendB >= m.opt.CommitBytes {
 		errs = append(errs, m.commit())

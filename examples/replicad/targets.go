@@ -73,7 +73,14 @@ func buildTargets(ctx context.Context, cfg *config.Config, cat *replica.Catalog,
 			tg = replica.NewRetention(m, cfg.RetentionVersions, opt.Index, replica.RetentionOptions{})
 		}
 		if encrypt {
-			tg = replica.Encrypt(tg, key, replica.EncryptOptions{SkipUnchanged: cfg.SkipUnchanged, Verify: cfg.VerifyAfter})
+			eopt := replica.EncryptOptions{SkipUnchanged: cfg.SkipUnchanged, Verify: cfg.VerifyAfter}
+			if cat != nil && cfg.SkipUnchanged {
+				// Keyed hashes of the plaintext: an unchanged file costs
+				// a stat, as on a clear target, and the catalog shows
+				// no content equality (see replica.Encrypt).
+				eopt.Index = cat.EncryptedIndex(t.Path)
+			}
+			tg = replica.Encrypt(tg, key, eopt)
 		}
 		if t.BWLimit > 0 {
 			tg = replica.Limit(tg, t.BWLimit)

@@ -97,18 +97,30 @@ func TestEncryptedMirror(t *testing.T) {
 	}
 	key := newKey(t)
 	for _, opt := range []struct {
-		name string
-		m    replica.MirrorOptions
-		e    replica.EncryptOptions
+		name  string
+		m     replica.MirrorOptions
+		e     replica.EncryptOptions
+		index bool // both state indexes, in a catalog
 	}{
-		{"plain", replica.MirrorOptions{}, replica.EncryptOptions{}},
-		{"skip-verify", replica.MirrorOptions{SkipUnchanged: true, Verify: true}, replica.EncryptOptions{SkipUnchanged: true, Verify: true}},
+		{"plain", replica.MirrorOptions{}, replica.EncryptOptions{}, false},
+		{"skip-verify", replica.MirrorOptions{SkipUnchanged: true, Verify: true}, replica.EncryptOptions{SkipUnchanged: true, Verify: true}, false},
+		{"skip-verify-index", replica.MirrorOptions{SkipUnchanged: true, Verify: true}, replica.EncryptOptions{SkipUnchanged: true, Verify: true}, true},
 	} {
 		t.Run(opt.name, func(t *testing.T) {
 			replicatest.Run(t, replicatest.Harness{
 				New: func(t *testing.T) replica.Target {
-					m := replica.NewMirror(filepath.Join(t.TempDir(), "root"), opt.m)
-					return replica.Limit(replica.Encrypt(m, key, opt.e), 1<<30)
+					root := filepath.Join(t.TempDir(), "root")
+					mo, eo := opt.m, opt.e
+					if opt.index {
+						cat, err := replica.OpenCatalog(filepath.Join(t.TempDir(), "catalog.db"))
+						if err != nil {
+							t.Fatal(err)
+						}
+						t.Cleanup(func() { cat.Close() })
+						mo.Index, eo.Index = cat.Index(root), cat.EncryptedIndex(root)
+					}
+					m := replica.NewMirror(root, mo)
+					return replica.Limit(replica.Encrypt(m, key, eo), 1<<30)
 				},
 				Tree: encTree(mirrorTree, key, sameInode),
 				// The ciphertext of a hole is data.
