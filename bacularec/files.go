@@ -176,6 +176,7 @@ func (f *Files) handle(rec *Record) error {
 		f.notice(rec, fmt.Errorf("%w: FileIndex %d, stream %d, %d bytes", ErrOrphanData, rec.FileIndex, typ, len(rec.Data)))
 		return nil
 	}
+	file.End = rec.End
 	switch {
 	case typ == StreamFileData, typ == StreamGzipData, typ == StreamSparseData,
 		typ == StreamSparseGzipData, typ == StreamCompressedData, typ == StreamSparseCompressed:
@@ -288,6 +289,7 @@ func (f *Files) attributes(s *session, rec *Record) error {
 	}
 	file.Job = s.job
 	file.AttrStream = rec.Type()
+	file.End = rec.End
 	s.job.Files++
 	s.file, s.next, s.v = file, 0, nil
 	if !f.noVerify {

@@ -66,6 +66,20 @@ type Record struct {
 	// input: a continuation piece first met on a continuation volume read
 	// without its predecessor. Data is only that tail.
 	Fragment bool
+	// End is where the record's last byte is: in the block above, or for a
+	// record continued in later blocks, in the block of its last piece.
+	End RecordEnd
+}
+
+// RecordEnd locates the end of a record in a volume set: the block that
+// holds its last byte and the offset just past that byte. A reader of a
+// volume that is still being written has the whole record once the volume
+// holds BlockEnd bytes (Bacula writes whole blocks).
+type RecordEnd struct {
+	Volume   string // volume holding the record's last byte
+	Block    uint32 // number of the block holding it
+	BlockEnd int64  // byte offset just past that block in Volume
+	Offset   int64  // byte offset just past the record's last byte in Volume
 }
 
 // Session returns the session the record belongs to.
@@ -508,6 +522,7 @@ func (r *Reader) record(hl int) (*Record, error) {
 			r.held = p // reusable once the caller is done with the record
 			r.rec = p.rec
 			r.rec.Data = p.buf
+			r.rec.End = r.endHere()
 			return &r.rec, nil
 		}
 		// An orphan piece: the beginning of its record is not in the input.
@@ -537,6 +552,7 @@ func (r *Reader) record(hl int) (*Record, error) {
 	if int(h.Length) <= avail {
 		rec.Data = r.blk[r.pos : r.pos+int(h.Length) : r.pos+int(h.Length)]
 		r.pos += int(h.Length)
+		rec.End = r.endHere()
 		r.rec = rec
 		return &r.rec, nil
 	}
@@ -546,6 +562,11 @@ func (r *Reader) record(hl int) (*Record, error) {
 	r.pos = len(r.blk)
 	r.parts[sess] = p
 	return nil, nil
+}
+
+// endHere is the end of a record whose last byte precedes r.pos.
+func (r *Reader) endHere() RecordEnd {
+	return RecordEnd{Volume: r.name, Block: r.hdr.Number, BlockEnd: r.blkOff + int64(len(r.blk)), Offset: r.blkOff + int64(r.pos)}
 }
 
 func (r *Reader) newPartial(want int) *partial {

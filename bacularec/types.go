@@ -211,6 +211,12 @@ type File struct {
 	DigestChecked bool
 	// Incomplete is set when the input ended before the file did.
 	Incomplete bool
+	// End is where the file's last record (attributes, data, digest, ACL,
+	// xattr or undecoded stream) ends in the volumes: a volume being
+	// written holds all of the file once it is End.BlockEnd bytes long
+	// (KindFileEnd itself comes when the job's next record is read). It
+	// moves with each record of the file and is final at KindFileEnd.
+	End RecordEnd
 }
 
 // Job is one backup session on the volumes: its start label (SOS) and, once

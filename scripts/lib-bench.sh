@@ -1,4 +1,4 @@
-# lib-bench.sh - helpers shared by the benchmark scripts (bench-extract.sh,
+# lib-bench.sh - helpers shared by the benchmark scripts (bench-extract.sh, bench-latency.sh,
 # bench-replicate.sh); sourced after scripts/lab/lib.sh, not executed.
 
 # bench_need_root NAME - both scripts run Bacula's daemons and time with /usr/bin/time.
@@ -90,3 +90,29 @@ bench_max() { sort -g | tail -1; }
 
 # bench_calc EXPR - floating-point arithmetic (bc -l), printed with 2 decimals
 bench_calc() { printf '%.2f' "$(echo "$1" | bc -l)"; }
+
+# bench_free_port FROM - print the first port at or above FROM that nothing listens on.
+bench_free_port() {
+  local p=$1
+  while ! lab_port_free "$p"; do p=$((p + 1)); done
+  echo "$p"
+}
+
+# bench_settle_disk DIR - sync, then wait (at most SETTLE_MAX s, default 300) until the disk
+# holding DIR has written and discarded less than 10 MB/s for 3 s in a row: on a file system
+# mounted with discard, a deletion's discards run in the background long after rm and sync
+# return. (bench-replicate.sh has its own copy, settle_disk.)
+bench_settle_disk() {
+  local st t=0 quiet=0 a b
+  st=/sys/dev/block/$(mountpoint -d "$(findmnt -no TARGET -T "$1")")/stat
+  sync
+  [ -r "$st" ] || { sleep 10; return 0; }
+  a=$(awk '{print $7 + $14}' "$st")   # sectors written + sectors discarded
+  while [ "$t" -lt "${SETTLE_MAX:-300}" ] && [ "$quiet" -lt 3 ]; do
+    sleep 1; t=$((t + 1))
+    b=$(awk '{print $7 + $14}' "$st")
+    if [ $((b - a)) -lt 20480 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    a=$b
+  done
+  echo "   (disk settled after ${t} s)"
+}
