@@ -21,6 +21,7 @@ import (
 
 	"github.com/openbrc/brc/bacularec"
 	"github.com/openbrc/brc/failover"
+	"github.com/openbrc/brc/internal/catchup"
 	"github.com/openbrc/brc/internal/config"
 	"github.com/openbrc/brc/internal/metrics"
 	"github.com/openbrc/brc/internal/run"
@@ -51,6 +52,7 @@ type runOptions struct {
 	runner    run.Runner                                                    // failover commands; nil: run.Exec
 	ready     func(metricsAddr string)                                      // called once serving
 	onPass    func(result string, sum *replica.Summary)                     // called after each pass
+	onCatchUp func(res []catchup.Result)                                    // called after each catch-up pass
 }
 
 // cmdRun is the daemon: it follows the storage daemon's volumes and
@@ -77,32 +79,34 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // daemon is the state of "replicad run".
 type daemon struct {
-	opt    runOptions
-	logger *slog.Logger
-	level  *slog.LevelVar
-	rec    *metrics.Recorder
-	cat    *replica.Catalog
-	src    stream
-	fo     *failover.Controller // nil: failover disabled
-	start  time.Time
+	opt     runOptions
+	logger  *slog.Logger
+	level   *slog.LevelVar
+	rec     *metrics.Recorder
+	cat     *replica.Catalog
+	catchup *catchup.Ledger // the targets behind (catchup.go)
+	src     stream
+	fo      *failover.Controller // nil: failover disabled
+	start   time.Time
 
 	wake    chan struct{} // the role changed or a reload is asked for
 	jobs    *jobTracker   // per job, what the targets made of it (jobsummary.go)
 	stopped chan struct{} // closed when the pass loop has ended
 
-	mu         sync.Mutex
-	cfg        *config.Config
-	engine     *replica.Engine
-	cancelWait context.CancelFunc // interrupts Next
-	cancelPass context.CancelFunc // stops the pass in progress (promotion)
-	reloadAsk  bool
-	paused     bool
-	state      string
-	pass       passStatus
-	inflight   map[uint32]inflightJob
-	targets    map[string]*targetStatus
-	lastJobID  uint32
-	reloaded   *reloadStatus
+	mu            sync.Mutex
+	cfg           *config.Config
+	engine        *replica.Engine
+	catchUpEngine *replica.Engine    // the catch-up pass in progress
+	cancelWait    context.CancelFunc // interrupts Next
+	cancelPass    context.CancelFunc // stops the pass in progress (promotion)
+	reloadAsk     bool
+	paused        bool
+	state         string
+	pass          passStatus
+	inflight      map[uint32]inflightJob
+	targets       map[string]*targetStatus
+	lastJobID     uint32
+	reloaded      *reloadStatus
 }
 
 func runDaemon(ctx context.Context, opt runOptions) (err error) {
@@ -131,12 +135,19 @@ func runDaemon(ctx context.Context, opt runOptions) (err error) {
 		return err
 	}
 	defer d.cat.Close()
+	d.catchup, err = openCatchUp(cfg.StateDir, cfg.RetryBackoff)
+	if err != nil {
+		return err
+	}
+	if err := d.catchup.SetTargets(targetNames(cfg)); err != nil {
+		return err
+	}
 	d.engine, err = d.newEngine(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	d.setTargets(cfg)
-	d.rec.SetQueueSource(func() []replica.QueueStat { return d.currentEngine().Queues() })
+	d.rec.SetQueueSource(d.queues)
 
 	// The data source.
 	newStream := opt.newStream
@@ -247,6 +258,8 @@ func runDaemon(ctx context.Context, opt runOptions) (err error) {
 	d.logger.Info("replicad running", "pid", os.Getpid(), "config", opt.conf, "source", sourceName(cfg),
 		"targets", targetNames(cfg), "plugin_socket", cfg.PluginSocket, "metrics", metricsAddr,
 		"failover", cfg.Failover.Enabled(), "role", d.role())
+	d.logBehind(targetNames(cfg))
+	d.refreshLag(targetNames(cfg))
 	if opt.ready != nil {
 		opt.ready(metricsAddr)
 	}
@@ -349,8 +362,10 @@ func (d *daemon) newEngine(ctx context.Context, cfg *config.Config) (*replica.En
 		},
 	}
 	return &replica.Engine{
-		Dests:    dests,
-		Log:      trackingLog{JobLog: d.cat, t: d.jobs},
+		Dests: dests,
+		// A target behind receives nothing live: it is caught up in
+		// order (catchup.go).
+		Log:      d.catchup.HoldBack(trackingLog{JobLog: d.cat, t: d.jobs}),
 		Retry:    replica.RetryPolicy{Attempts: cfg.RetryAttempts, Backoff: cfg.RetryBackoff},
 		Hooks:    hooks,
 		Logger:   d.logger,
@@ -416,6 +431,17 @@ func (d *daemon) currentEngine() *replica.Engine {
 	return d.engine
 }
 
+// queues are the queues of the pass in progress, live or catch-up.
+func (d *daemon) queues() []replica.QueueStat {
+	d.mu.Lock()
+	e := d.engine
+	if d.catchUpEngine != nil {
+		e = d.catchUpEngine
+	}
+	d.mu.Unlock()
+	return e.Queues()
+}
+
 func (d *daemon) setState(s string) {
 	d.mu.Lock()
 	d.state = s
@@ -459,6 +485,11 @@ func (d *daemon) interrupt() {
 // Positions are persisted (Commit) only for passes that completed. A FIFO
 // (fifo_path) has no position: what the pipe held is not read again, and
 // the job stays recorded as not done on the targets.
+//
+// Catch-up passes (catchup.go) run between live passes, when one is due:
+// waiting for data ends then, and after a catch-up pass the stream is
+// asked again, so that live data waiting is replicated before the next
+// catch-up pass.
 func (d *daemon) loop(ctx context.Context) {
 	cfg := d.config()
 	backoff := max(cfg.RetryBackoff, time.Second)
@@ -470,8 +501,18 @@ func (d *daemon) loop(ctx context.Context) {
 			d.waitWake(ctx, 0)
 			continue
 		}
+		if wait, ok := d.catchUpWait(); ok && wait == 0 {
+			d.runCatchUp(ctx)
+			if ctx.Err() != nil {
+				return
+			}
+		}
 		d.setState("waiting")
 		wctx, cancel := context.WithCancel(ctx)
+		if wait, ok := d.catchUpWait(); ok {
+			cancel()
+			wctx, cancel = context.WithTimeout(ctx, wait)
+		}
 		d.mu.Lock()
 		d.cancelWait = cancel
 		d.mu.Unlock()
@@ -488,7 +529,7 @@ func (d *daemon) loop(ctx context.Context) {
 				return
 			}
 			if wctx.Err() != nil {
-				continue // interrupted: role change or reload
+				continue // interrupted: role change, reload, a catch-up due
 			}
 			d.logger.Error("data source", "err", err)
 			d.waitWake(ctx, backoff)
@@ -574,6 +615,9 @@ func (d *daemon) runPass(ctx context.Context, n int, open func(context.Context) 
 	d.mu.Lock()
 	d.cancelPass = nil
 	d.mu.Unlock()
+	// Even a pass cut short: the jobs it read whole are not read again
+	// live, so a target that misses one must catch up.
+	behind := sum != nil && d.afterPass(n, e, targetNames(cfg))
 	dur := time.Since(start)
 	result := metrics.PassCommitted
 	switch {
@@ -589,10 +633,17 @@ func (d *daemon) runPass(ctx context.Context, n int, open func(context.Context) 
 	default:
 		// Read whole: the position is saved even when a target misses
 		// jobs (the stream would not give them again anyway; the catalog
-		// records them as not done on that target).
-		if !passComplete(sum) {
+		// records them as not done on that target, and the catch-up
+		// reads them again from the volumes).
+		switch {
+		case !passComplete(sum) && d.placer() != nil:
 			result = metrics.PassIncomplete
-			d.logger.Error("a target misses jobs of this pass after its retries (see the target lines); they are not replayed by later passes", "pass", n)
+			d.logger.Error("a target misses jobs of this pass after its retries (see the target lines); it is caught up from the volumes while they hold the jobs (catch_up and lost_jobs in /status)", "pass", n)
+		case !passComplete(sum):
+			result = metrics.PassIncomplete
+			d.logger.Error("a target misses jobs of this pass after its retries (see the target lines); this source does not say where they lie: they are not replayed", "pass", n)
+		case behind:
+			result = metrics.PassIncomplete
 		}
 		if cerr := d.src.Commit(); cerr != nil {
 			result = metrics.PassError
@@ -600,6 +651,7 @@ func (d *daemon) runPass(ctx context.Context, n int, open func(context.Context) 
 		}
 	}
 	d.rec.Pass(sum, result, dur)
+	d.refreshLag(targetNames(cfg))
 	end := time.Now()
 	d.mu.Lock()
 	d.pass.Started = nil
@@ -634,19 +686,25 @@ func (d *daemon) runPass(ctx context.Context, n int, open func(context.Context) 
 				"written", t.Written, "skipped", t.Skipped, "failed", t.Failed, "jobs_done", t.JobsDone,
 				"jobs_left", t.JobsLeft, "attempts", t.Attempts, "lagged", t.Lagged, "err", t.Err)
 		}
-		if cfg.RPOReportDir != "" && ctx.Err() == nil {
-			var b bytes.Buffer
-			if rerr := writeRPOReport(&b, d.cat, cfg); rerr != nil {
-				d.logger.Error("rpo_report_dir", "err", rerr)
-			} else {
-				d.logger.Info("rpo report", "report", strings.TrimSpace(b.String()))
-			}
-		}
+		d.rpoReport(ctx, cfg)
 	}
 	if d.opt.onPass != nil {
 		d.opt.onPass(result, sum)
 	}
 	return result
+}
+
+// rpoReport writes the RPO/RTO report, with rpo_report_dir.
+func (d *daemon) rpoReport(ctx context.Context, cfg *config.Config) {
+	if cfg.RPOReportDir == "" || ctx.Err() != nil {
+		return
+	}
+	var b bytes.Buffer
+	if err := writeRPOReport(&b, d.cat, cfg); err != nil {
+		d.logger.Error("rpo_report_dir", "err", err)
+		return
+	}
+	d.logger.Info("rpo report", "report", strings.TrimSpace(b.String()))
 }
 
 // passComplete: every target holds every job of the pass (files that
@@ -719,6 +777,12 @@ func (d *daemon) applyReload(ctx context.Context) {
 	d.mu.Unlock()
 	d.level.Set(logLevel(cfg.LogLevel))
 	d.setTargets(cfg)
+	if err := d.catchup.SetTargets(targetNames(cfg)); err != nil {
+		d.logger.Error("catch-up: forgetting the targets removed", "err", err)
+	}
+	// The operator may have repaired a target: try its catch-up now.
+	d.catchup.SetBackoff(max(cfg.RetryBackoff, time.Second))
+	d.catchup.Retry()
 	if len(kept) > 0 {
 		d.logger.Warn("reload: these keys changed but take effect only at a restart", "keys", kept)
 	}
@@ -784,6 +848,8 @@ func (d *daemon) setRole(role failover.Role) {
 	d.rec.SetRole(role, paused)
 	if paused {
 		d.logger.Info("replication paused while promoted")
+	} else if d.catchup != nil {
+		d.catchup.Retry() // a catch-up pass cut by the promotion
 	}
 }
 

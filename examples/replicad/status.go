@@ -26,7 +26,7 @@ type statusDoc struct {
 	Started         time.Time       `json:"started"`
 	Config          string          `json:"config"`
 	Source          string          `json:"source"`
-	State           string          `json:"state"` // starting, waiting, replicating, paused, stopping
+	State           string          `json:"state"` // starting, waiting, replicating, catching_up, paused, stopping
 	Role            string          `json:"role"`  // standby or promoted
 	FailoverEnabled bool            `json:"failover_enabled"`
 	Paused          bool            `json:"paused"`
@@ -57,20 +57,26 @@ type inflightJob struct {
 
 // targetStatus is one target: its lag and its last error.
 type targetStatus struct {
-	Name        string     `json:"name"`
-	Job         string     `json:"job,omitempty"` // the job it is receiving
-	LagBytes    int64      `json:"lag_bytes"`     // read for it, not yet written: queue + spool
-	QueueBytes  int64      `json:"queue_bytes"`
-	SpoolBytes  int64      `json:"spool_bytes"`
-	JobsBehind  int        `json:"jobs_behind"` // jobs it missed in the last pass (recorded not done in the catalog; the daemon does not re-read them: see docs/operations.md)
-	LastJob     string     `json:"last_job,omitempty"`
-	LastJobDone *time.Time `json:"last_job_done,omitempty"`
-	RPOSeconds  *float64   `json:"rpo_seconds,omitempty"` // since LastJobDone
-	Files       int64      `json:"files"`                 // replicated since the daemon started
-	Bytes       int64      `json:"bytes"`
-	Failed      int64      `json:"failed"`
-	LastError   string     `json:"last_error,omitempty"`
-	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	Name       string `json:"name"`
+	Job        string `json:"job,omitempty"` // the job it is receiving
+	LagBytes   int64  `json:"lag_bytes"`     // read for it, not yet written: queue + spool
+	QueueBytes int64  `json:"queue_bytes"`
+	SpoolBytes int64  `json:"spool_bytes"`
+	// JobsBehind are the jobs it misses and waits for: missed after a
+	// pass's retries, or held back meanwhile; caught up from the volumes
+	// (CatchUp). With a source that does not locate jobs (tests), the
+	// jobs it missed in the last pass.
+	JobsBehind  int            `json:"jobs_behind"`
+	CatchUp     *catchUpStatus `json:"catch_up,omitempty"`  // set while behind
+	LostJobs    []lostJob      `json:"lost_jobs,omitempty"` // jobs it misses for good: no volume holds them any more
+	LastJob     string         `json:"last_job,omitempty"`
+	LastJobDone *time.Time     `json:"last_job_done,omitempty"`
+	RPOSeconds  *float64       `json:"rpo_seconds,omitempty"` // since LastJobDone
+	Files       int64          `json:"files"`                 // replicated since the daemon started
+	Bytes       int64          `json:"bytes"`
+	Failed      int64          `json:"failed"`
+	LastError   string         `json:"last_error,omitempty"`
+	LastErrorAt *time.Time     `json:"last_error_at,omitempty"`
 }
 
 type reloadStatus struct {
@@ -112,6 +118,7 @@ func (d *daemon) status() *statusDoc {
 			rpo := now.Sub(*c.LastJobDone).Seconds()
 			c.RPOSeconds = &rpo
 		}
+		d.fillCatchUp(&c)
 		s.Targets = append(s.Targets, &c)
 	}
 	return s

@@ -103,7 +103,7 @@ func New() *Recorder {
 	r.jobDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: "job_duration_seconds",
 		Help: "Time to replicate one job to the target.", Buckets: prometheus.ExponentialBuckets(1, 2, 16)}, []string{"target"})
 	r.reg.MustRegister(r.jobDuration)
-	r.lagJobs = gauge("lag_jobs", "Jobs the target did not receive completely in the last pass (failed or lagging), after the pass's retries; they stay not done in the catalog.", "target")
+	r.lagJobs = gauge("lag_jobs", "Jobs the target misses: not received completely after the pass's retries (failed or lagging), or held back while it is caught up from the volumes; lost jobs (volume gone) are not counted.", "target")
 	r.lastDone = gauge("last_job_completed_timestamp_seconds", "Unix time at which the target last completed a job Bacula ended OK.", "target")
 	r.snapshots = counter("snapshot_events_total", "Snapshots of the target by event: created, kept, rolled_back, failed.", "target", "event")
 	r.failover = counter("failover_events_total", "Failover health checks (check-passed, check-failed), hooks and role changes.", "event")
@@ -248,6 +248,28 @@ func (r *Recorder) Pass(sum *replica.Summary, result string, d time.Duration) {
 		r.skipped.WithLabelValues(t.Name).Add(float64(t.Skipped))
 		r.failed.WithLabelValues(t.Name).Add(float64(t.Failed))
 		r.lagJobs.WithLabelValues(t.Name).Set(float64(t.JobsLeft))
+	}
+}
+
+// LagJobs sets the jobs target misses (its catch-up backlog), which
+// outlasts the pass Pass saw: the daemon sets it after each pass and
+// catch-up pass.
+func (r *Recorder) LagJobs(target string, n int) {
+	r.lagJobs.WithLabelValues(target).Set(float64(n))
+}
+
+// CatchUp records a catch-up pass (jobs read again from the volumes for
+// the targets behind): what it replicated counts with the targets; it is
+// not a pass of the stream, and reads nothing new.
+func (r *Recorder) CatchUp(sum *replica.Summary) {
+	if sum == nil {
+		return
+	}
+	for _, t := range sum.Targets {
+		r.files.WithLabelValues(t.Name).Add(float64(t.Files))
+		r.bytes.WithLabelValues(t.Name).Add(float64(t.Bytes))
+		r.skipped.WithLabelValues(t.Name).Add(float64(t.Skipped))
+		r.failed.WithLabelValues(t.Name).Add(float64(t.Failed))
 	}
 }
 

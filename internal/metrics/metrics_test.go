@@ -36,14 +36,19 @@ func TestRecorder(t *testing.T) {
 	r.PluginEvent("job_start", 1)
 	r.PluginEvent("weird", 1)
 	r.PluginRefused()
+	// A catch-up pass: counted with the target, not as a pass.
+	r.CatchUp(&replica.Summary{Targets: []*replica.TargetSummary{{Name: "/b", Files: 5, Bytes: 50}}})
+	r.LagJobs("/a", 0)
+	r.LagJobs("/b", 3)
 
 	for series, v := range map[string]float64{
 		`openbrc_replicated_files_total{target="/a"}`:                54,
-		`openbrc_replicated_files_total{target="/b"}`:                10,
+		`openbrc_replicated_files_total{target="/b"}`:                15,
+		`openbrc_replicated_bytes_total{target="/b"}`:                150,
 		`openbrc_skipped_files_total{target="/a"}`:                   2,
 		`openbrc_failed_files_total{target="/b"}`:                    1,
 		`openbrc_lag_jobs{target="/a"}`:                              0,
-		`openbrc_lag_jobs{target="/b"}`:                              1,
+		`openbrc_lag_jobs{target="/b"}`:                              3,
 		`openbrc_queue_bytes{target="/a"}`:                           100,
 		`openbrc_queue_bytes{target="/b"}`:                           0,
 		`openbrc_spool_bytes{target="/a"}`:                           20,

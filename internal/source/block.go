@@ -71,6 +71,7 @@ type blockInfo struct {
 type sessionStart struct {
 	key   bacularec.SessionKey
 	jobID uint32
+	job   string // unique job name
 }
 
 // parseBlock reads the record headers of a whole block. It does not check
@@ -129,7 +130,7 @@ func parseBlock(b []byte) (blockInfo, error) {
 			s := sessionStart{key: sess}
 			if whole {
 				if l, err := bacularec.ParseSessionLabel(fi, data); err == nil {
-					s.jobID = l.JobID
+					s.jobID, s.job = l.JobID, l.Job
 				}
 			}
 			bi.sos = append(bi.sos, s)

@@ -100,4 +100,17 @@
 // name is taken) once the pass is over, a volume file a lagging target
 // can be caught up from. FIFO has no position to save: Commit drops the
 // spool.
+//
+// # Locating jobs
+//
+// Both implement Placer: after a pass, Placed lists the jobs it read whole
+// (start and end labels), in start order, with the byte ranges of the
+// files that hold their blocks (Extent) and the identity of each volume's
+// label. ReadJobs reads such jobs again later, each alone (only the blocks
+// of its session), checking first (CheckExtent), and again on the file it
+// reads, that each volume still holds the same labelling and is not
+// shorter: a volume deleted, truncated or relabelled since fails with
+// ErrVolumeChanged instead of yielding another job's data. Follow's jobs
+// lie in the volume files; FIFO's in the pass's copy in CopyDir, and
+// without CopyDir in nothing that outlives the pass (JobPlace.Gone).
 package source

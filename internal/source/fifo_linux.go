@@ -67,6 +67,7 @@ type FIFO struct {
 	open     map[bacularec.SessionKey]uint32
 	passEnd  []uint32
 	endedIDs map[uint32]bool
+	places   placements // offsets in the pass's spool or copy (Placed)
 }
 
 // NewFIFO returns a FIFO reading the named pipe at path. It does no I/O
@@ -364,7 +365,35 @@ func (f *FIFO) Next(ctx context.Context) (func(context.Context) (*bacularec.File
 	p := &fifoPass{f: f}
 	f.pass = p
 	f.passEnd = f.passEnd[:0]
+	f.places = placements{}
 	return p.open, nil
+}
+
+// Placed implements Placer. With CopyDir the jobs lie in the copy of the
+// last pass; without, in nothing that outlives Commit: they come with
+// Gone set.
+func (f *FIFO) Placed() []JobPlace {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := f.places.list()
+	p := f.pass
+	for i := range out {
+		if out[i].Gone != "" {
+			continue
+		}
+		if p == nil || !p.keep {
+			why := "the FIFO stream is not kept (fifo_copy_dir is not set)"
+			if f.opt.CopyDir != "" {
+				why = "the FIFO stream of the pass was not kept in " + f.opt.CopyDir + " (pass interrupted, or the copy failed)"
+			}
+			out[i].Extents, out[i].Gone = nil, why
+			continue
+		}
+		for j := range out[i].Extents {
+			out[i].Extents[j].Path, out[i].Extents[j].Volume = p.path, p.id
+		}
+	}
+	return out
 }
 
 // Commit drops the spool of the last pass (the copy, if any, stays).
@@ -382,8 +411,9 @@ type fifoPass struct {
 	f        *FIFO
 	started  bool
 	spool    *os.File
-	path     string // spool or copy
-	keep     bool   // path is the copy: never removed
+	path     string   // spool or copy
+	keep     bool     // path is the copy: never removed
+	id       VolumeID // the copy's label (zero: none)
 	released bool
 }
 
@@ -471,6 +501,9 @@ func (p *fifoPass) finish(label *bacularec.VolumeLabel) error {
 		}
 		os.Remove(p.path)
 		p.path, p.keep = final, true
+		if id, ready, err := readLabel(final); err == nil && ready {
+			p.id = id
+		}
 		return atomicfile.SyncDir(dir)
 	}
 	return fmt.Errorf("copy of the stream: %s.vol exists", base)
@@ -491,6 +524,7 @@ type fifoReader struct {
 	writerClosed bool
 	last         time.Time
 	label        *bacularec.VolumeLabel
+	spooled      int64 // bytes written to the spool: where the next block goes
 }
 
 var errPassOver = errors.New("pass over")
@@ -522,6 +556,7 @@ func (r *fifoReader) Read(b []byte) (int, error) {
 				delete(f.endedIDs, id)
 			}
 			clear(f.open) // jobs not ended: their rest, if any, comes in the next pass
+			clear(f.places.open)
 			ferr := r.p.finish(r.label)
 			f.mu.Unlock()
 			if ferr != nil {
@@ -538,6 +573,7 @@ func (r *fifoReader) Read(b []byte) (int, error) {
 		if _, err := r.p.spool.Write(blk); err != nil {
 			return 0, fmt.Errorf("source: spooling the stream: %w", err)
 		}
+		r.spooled += int64(len(blk))
 		r.buf = blk
 		r.pos = copy(b, blk)
 		return r.pos, nil
@@ -613,18 +649,28 @@ func (r *fifoReader) track(bi *blockInfo) {
 	if r.label == nil && bi.label != nil {
 		r.label = bi.label
 	}
+	// The block is spooled right after: at r.spooled. The file is named
+	// once the pass is over (Placed).
+	off, end := r.spooled, r.spooled+int64(bi.length)
 	for _, s := range bi.sos {
 		f.open[s.key] = s.jobID
+		untracked := ""
+		if bi.version < 2 {
+			untracked = "the stream is BB01 (Bacula 1.26 or older): jobs are not located in it"
+		}
+		f.places.start(s, "", VolumeID{}, off, end, untracked)
 	}
 	if bi.version >= 2 && !bi.onlyLabel {
 		if _, ok := f.open[bi.session]; !ok && !slicesContains(bi.eos, bi.session) {
 			f.open[bi.session] = 0 // met without its start
 		}
+		f.places.extend(bi.session, "", VolumeID{}, off, end)
 	}
 	for _, k := range bi.eos {
 		if id, ok := f.open[k]; ok {
 			delete(f.open, k)
 			f.passEnd = append(f.passEnd, id)
+			f.places.end(k)
 		}
 	}
 }

@@ -104,6 +104,7 @@ type Follow struct {
 	passEnd  []uint32        // JobIDs of the jobs ended in this pass (0: unknown)
 	lastData time.Time
 	pass     *followPass
+	places   placements // where the jobs of the pass lie (Placed)
 	blkbuf   []byte
 	watching bool
 	stop     func()
@@ -117,7 +118,7 @@ type fileSig struct {
 
 type volume struct {
 	name, path string
-	id         labelID
+	id         VolumeID
 	ready      bool // a VOL_LABEL block is there
 	verified   bool // the label was checked against the file (state)
 	sig        fileSig
@@ -260,10 +261,20 @@ func (f *Follow) Next(ctx context.Context) (func(context.Context) (*bacularec.Fi
 		clear(f.ended)
 	}
 	f.passEnd = f.passEnd[:0]
+	f.places.ended = nil
 	f.lastData = time.Now()
 	p := &followPass{f: f}
 	f.pass = p
 	return p.open, nil
+}
+
+// Placed implements Placer: the jobs the last pass read whole and the
+// volume files and offsets that hold them, with the labelling each
+// volume was read under.
+func (f *Follow) Placed() []JobPlace {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.places.list()
 }
 
 // Commit saves the position reached: for each volume, where to start
@@ -467,9 +478,15 @@ func (f *Follow) apply(v *volume, off int64, bi *blockInfo, delivered bool) {
 		}
 		return
 	}
+	end := off + int64(bi.length)
 	for _, s := range bi.sos {
 		f.maxTime = max(f.maxTime, s.key.Time)
 		f.open[s.key] = &openSession{jobID: s.jobID, first: map[string]int64{v.name: off}}
+		untracked := ""
+		if bi.version < 2 {
+			untracked = "its volume is BB01 (Bacula 1.26 or older): jobs are not located in it"
+		}
+		f.places.start(s, v.path, v.id, off, end, untracked)
 	}
 	if bi.version >= 2 {
 		if s := f.open[bi.session]; s != nil {
@@ -477,12 +494,14 @@ func (f *Follow) apply(v *volume, off int64, bi *blockInfo, delivered bool) {
 				s.first[v.name] = off
 			}
 		}
+		f.places.extend(bi.session, v.path, v.id, off, end)
 	}
 	for _, k := range bi.eos {
 		if s := f.open[k]; s != nil {
 			delete(f.open, k)
 			f.ended[k] = true
 			f.passEnd = append(f.passEnd, s.jobID)
+			f.places.end(k)
 		}
 	}
 }
@@ -523,6 +542,7 @@ func (f *Follow) endPass() {
 			// never end.
 			f.log.Warn("job abandoned by a storage daemon restart: given up", "session", k.String(), "jobid", s.jobID)
 			delete(f.open, k)
+			f.places.drop(k)
 			f.ended[k] = true
 		}
 	}
@@ -707,6 +727,7 @@ func (f *Follow) dropSessions(v *volume, why string) {
 		if _, ok := s.first[v.name]; ok {
 			f.log.Warn("job given up: "+why, "session", k.String(), "jobid", s.jobID, "volume", v.name)
 			delete(f.open, k)
+			f.places.drop(k)
 			f.ended[k] = true
 		}
 	}
@@ -715,36 +736,42 @@ func (f *Follow) dropSessions(v *volume, why string) {
 // readLabel reads the label block of a volume file. ready is false while
 // the block is not all there, or holds a PRE_LABEL (labelled, never
 // written: the storage daemon rewrites it at first use).
-func readLabel(path string) (labelID, bool, error) {
+func readLabel(path string) (VolumeID, bool, error) {
 	fh, err := os.Open(path)
 	if err != nil {
-		return labelID{}, false, err
+		return VolumeID{}, false, err
 	}
 	defer fh.Close()
+	return readLabelAt(fh)
+}
+
+// readLabelAt is readLabel on an open file: checking the file that is
+// then read leaves no room for a replacement in between.
+func readLabelAt(fh io.ReaderAt) (VolumeID, bool, error) {
 	var h [minHeader]byte
 	if n, _ := fh.ReadAt(h[:], 0); n < len(h) {
-		return labelID{}, false, nil
+		return VolumeID{}, false, nil
 	}
 	n, err := blockLength(h[:])
 	if err != nil {
-		return labelID{}, false, err
+		return VolumeID{}, false, err
 	}
 	blk := make([]byte, n)
 	if m, _ := fh.ReadAt(blk, 0); m < n {
-		return labelID{}, false, nil
+		return VolumeID{}, false, nil
 	}
 	bi, err := parseBlock(blk)
 	if err != nil {
-		return labelID{}, false, err
+		return VolumeID{}, false, err
 	}
 	if bi.label == nil {
-		return labelID{}, false, errors.New("the first block holds no volume label")
+		return VolumeID{}, false, errors.New("the first block holds no volume label")
 	}
 	if bi.preLabel {
-		return labelID{}, false, nil
+		return VolumeID{}, false, nil
 	}
 	l := bi.label
-	id := labelID{VolumeName: l.VolumeName, CRC: crc32.ChecksumIEEE(blk)}
+	id := VolumeID{VolumeName: l.VolumeName, CRC: crc32.ChecksumIEEE(blk)}
 	if !l.LabelTime.IsZero() {
 		id.LabelTime = l.LabelTime.UnixMicro()
 	}

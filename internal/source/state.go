@@ -28,8 +28,8 @@ type followState struct {
 }
 
 type volumeState struct {
-	Name  string  `json:"name"`
-	Label labelID `json:"label"`
+	Name  string   `json:"name"`
+	Label VolumeID `json:"label"`
 	// Resume is the offset of the block the next run starts this volume
 	// at: the end of what was read, or the first block here of the oldest
 	// job not finished when the state was saved.
@@ -39,9 +39,9 @@ type volumeState struct {
 	Read int64 `json:"read"`
 }
 
-// labelID identifies one labelling of a volume: a recycled (relabelled)
+// VolumeID identifies one labelling of a volume: a recycled (relabelled)
 // volume has a new label write time and checksum.
-type labelID struct {
+type VolumeID struct {
 	VolumeName string `json:"volume_name"`
 	LabelTime  int64  `json:"label_time_us"`
 	WriteTime  int64  `json:"write_time_us"`
