@@ -2,7 +2,6 @@ package replica
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -116,28 +115,6 @@ func (m *Mirror) pendingFiles() int {
 		return 0
 	}
 	return m.w.Pending()
-}
-
-// commitPending implements committer: what waits under temporary names
-// is flushed and renamed into place; failures come out of the next Put or
-// End, as FileErrors like those of End.
-func (m *Mirror) commitPending() {
-	if m.w == nil || m.w.Pending() == 0 {
-		return
-	}
-	err := m.commit()
-	for _, e := range flatten(err) {
-		if e == nil {
-			continue
-		}
-		var pe *extract.PathError
-		if errors.As(e, &pe) {
-			m.stats.Errors++
-			m.errs = append(m.errs, &FileError{Path: pe.Path, Err: e})
-			continue
-		}
-		m.errs = append(m.errs, e)
-	}
 }
 
 // cleanLogical returns "/" and the components of p other than empty ones

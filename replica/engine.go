@@ -101,6 +101,11 @@ type Engine struct {
 	// (default 50ms; negative: no wait). Targets of similar speed take
 	// turns being full, and spilling for that would only cost both.
 	SpillGrace time.Duration
+	// IdleFlush is how long a target's queue stays empty (the volumes
+	// are being written more slowly than the target writes) before the
+	// files it holds back for batching are put in place (see Batcher;
+	// default 50ms, negative: never).
+	IdleFlush time.Duration
 	// DeferDir holds the items of concurrent jobs (interleaved in the
 	// volumes) while the job before them is replicated (default
 	// os.TempDir()).
@@ -153,6 +158,13 @@ func (s *Summary) Failed() bool {
 }
 
 const maxListedFailures = 100
+
+func (e *Engine) idleFlush() time.Duration {
+	if e.IdleFlush == 0 {
+		return 50 * time.Millisecond
+	}
+	return e.IdleFlush
+}
 
 func (e *Engine) spillGrace() time.Duration {
 	switch {

@@ -48,9 +48,13 @@ type MirrorOptions struct {
 	NoOwner bool
 	// CommitFiles and CommitBytes bound what waits under temporary names
 	// before being flushed and renamed into place together (defaults 1000
-	// files, 256 MiB).
+	// files, 256 MiB); CommitDelay bounds how long the oldest of them
+	// waits (default 200ms), so that a file is visible soon after its last
+	// block is read even when the batch fills slowly. The engine also
+	// puts them in place when the stream pauses (see Batcher).
 	CommitFiles int
 	CommitBytes int64
+	CommitDelay time.Duration
 	// Groups are the consistency groups (see Group).
 	Groups []Group
 	// Journal is a file (in a state directory on local disk, one per
@@ -87,13 +91,16 @@ type Mirror struct {
 	root string
 	opt  MirrorOptions
 
-	w       *extract.Writer
-	job     *bacularec.Job
-	stats   Stats
-	pendB   int64
-	written map[*bacularec.File]*writtenFile
-	errs    []error // from Placed, returned by the next Put or End
-	seen    map[uint64]struct{}
+	w     *extract.Writer
+	job   *bacularec.Job
+	stats Stats
+	pendB int64
+	// pendSince is when the oldest file waiting under a temporary name
+	// was finished, at the latest (zero: none waits).
+	pendSince time.Time
+	written   map[*bacularec.File]*writtenFile
+	errs      []error // from Placed, returned by the next Put or End
+	seen      map[uint64]struct{}
 	// heldDels are the deletions in consistency groups, applied by the
 	// switch.
 	heldDels []*bacularec.File
@@ -114,6 +121,9 @@ func NewMirror(root string, opt MirrorOptions) *Mirror {
 	}
 	if opt.CommitBytes <= 0 {
 		opt.CommitBytes = 256 << 20
+	}
+	if opt.CommitDelay <= 0 {
+		opt.CommitDelay = 200 * time.Millisecond
 	}
 	if opt.Now == nil {
 		opt.Now = time.Now
@@ -253,12 +263,11 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 // pending files committed when enough wait, errors of files placed since
 // the last Put collected.
 func (m *Mirror) finishPut(ctx context.Context, f *bacularec.File, err error) error {
-	errs := []error{m.classify(f, err)}
-	if m.w.Pending() >= m.opt.CommitFiles || m.pendB >= m.opt.CommitBytes {
-		errs = append(errs, m.commit())
+	err = m.classify(f, err)
+	if m.commitDue() {
+		m.commitPending()
 	}
-	errs = append(errs, m.takeErrs())
-	if err := errors.Join(errs...); err != nil {
+	if err := errors.Join(err, m.takeErrs()); err != nil {
 		return err
 	}
 	return ctx.Err()
@@ -314,10 +323,54 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
+// commitDue reports whether the files waiting under temporary names are
+// enough, or have waited long enough, to be put in place now.
+func (m *Mirror) commitDue() bool {
+	n := m.w.Pending()
+	if n == 0 {
+		return false
+	}
+	if n >= m.opt.CommitFiles || m.pendB >= m.opt.CommitBytes {
+		return true
+	}
+	now := m.opt.Now()
+	if m.pendSince.IsZero() {
+		m.pendSince = now
+		return false
+	}
+	return now.Sub(m.pendSince) >= m.opt.CommitDelay
+}
+
 func (m *Mirror) commit() error {
 	m.pendB = 0
+	m.pendSince = time.Time{}
 	return m.w.Commit()
 }
+
+// commitPending puts in place what waits under temporary names. A file
+// that cannot be is a FileError, as at End; a file system that cannot be
+// flushed fails the target. Errors come out of the next Put or End.
+func (m *Mirror) commitPending() {
+	if m.w == nil || m.w.Pending() == 0 {
+		return
+	}
+	for _, e := range flatten(m.commit()) {
+		if e == nil {
+			continue
+		}
+		var pe *extract.PathError
+		if errors.As(e, &pe) && !extract.IsFatal(e) && !isFatalErrno(e) {
+			m.stats.Errors++
+			m.errs = append(m.errs, &FileError{Path: pe.Path, Err: e})
+			continue
+		}
+		m.fatal = e
+		m.errs = append(m.errs, fmt.Errorf("%w: %w", ErrTargetFailed, e))
+	}
+}
+
+// FlushPending implements Batcher.
+func (m *Mirror) FlushPending() { m.commitPending() }
 
 func (m *Mirror) takeErrs() error {
 	err := errors.Join(m.errs...)
@@ -366,6 +419,11 @@ func (m *Mirror) write(f *bacularec.File, c Content, h *hasher) error {
 		}
 		m.stats.Bytes += int64(len(p))
 		m.pendB += int64(len(p))
+		if m.commitDue() {
+			// A long file must not hold back the files finished before
+			// it; f itself is not pending yet.
+			m.commitPending()
+		}
 	}
 	if h != nil {
 		sum, chunks := h.finish(f.Stat.Size)

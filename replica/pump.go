@@ -82,8 +82,21 @@ func (e *Engine) pump(ctx context.Context, d *dest) {
 		}
 		return true
 	}
+	// A target that batches is told to put what it holds in place when
+	// the stream pauses, between files and within one.
+	var flush func()
+	if b, ok := findInner[Batcher](d.Target); ok && e.idleFlush() > 0 {
+		flush = b.FlushPending
+	}
+	idle := e.idleFlush()
 	for {
-		m, err := d.q.pop()
+		var m msg
+		var err error
+		if job != nil && !stopped {
+			m, err = d.q.popIdle(idle, flush)
+		} else {
+			m, err = d.q.pop()
+		}
 		if err == io.EOF {
 			break
 		}
@@ -113,7 +126,7 @@ func (e *Engine) pump(ctx context.Context, d *dest) {
 				fail(err)
 			}
 		case mFile:
-			c := &content{q: d.q, f: m.file, private: m.spooled}
+			c := &content{q: d.q, f: m.file, private: m.spooled, idle: idle, flush: flush}
 			err := d.Target.Put(ctx, m.file, c)
 			if err == nil {
 				err = c.finish()
@@ -159,6 +172,8 @@ type content struct {
 	q       *queue
 	f       *bacularec.File
 	private bool // f is this target's copy (from the spool)
+	idle    time.Duration
+	flush   func() // Batcher.FlushPending, when the stream pauses
 	n       int64
 	done    bool
 	cut     bool
@@ -173,7 +188,7 @@ func (c *content) Next() (int64, []byte, error) {
 		return 0, nil, c.err
 	}
 	for {
-		m, err := c.q.pop()
+		m, err := c.q.popIdle(c.idle, c.flush)
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/openbrc/brc/bacularec"
 )
@@ -146,14 +147,45 @@ func (q *queue) push(m msg, mode pushMode) error {
 	}
 }
 
-// pop returns the next message, waiting for one; false once the queue is
-// closed and empty.
+// pop returns the next message, waiting for one; io.EOF once the queue
+// is closed and empty.
 func (q *queue) pop() (msg, error) {
+	m, _, err := q.popWithin(0)
+	return m, err
+}
+
+// popIdle is pop, calling idle (when not nil) if no message comes within
+// d.
+func (q *queue) popIdle(d time.Duration, idle func()) (msg, error) {
+	if idle == nil {
+		return q.pop()
+	}
+	m, ok, err := q.popWithin(d)
+	if !ok {
+		idle()
+		m, err = q.pop()
+	}
+	return m, err
+}
+
+// popWithin is pop waiting at most d (0: no limit); ok is false when no
+// message came in time.
+func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	var expired bool
+	if d > 0 && q.head == len(q.mem) && q.spooled == 0 && !q.closed {
+		t := time.AfterFunc(d, func() {
+			q.mu.Lock()
+			expired = true
+			q.cond.Broadcast()
+			q.mu.Unlock()
+		})
+		defer t.Stop()
+	}
 	for {
 		if q.head < len(q.mem) {
-			m := q.mem[q.head]
+			m = q.mem[q.head]
 			q.mem[q.head] = msg{}
 			q.head++
 			q.memBytes -= m.size
@@ -174,26 +206,29 @@ func (q *queue) pop() (msg, error) {
 			if q.memBytes <= q.memLimit/2 || q.head == len(q.mem) {
 				q.cond.Broadcast()
 			}
-			return m, nil
+			return m, true, nil
 		}
 		if q.spooled > 0 {
-			m, err := q.spoolRead()
+			m, err = q.spoolRead()
 			if err != nil {
-				return msg{}, err
+				return msg{}, true, err
 			}
 			q.spooled--
 			if q.spooled == 0 {
 				// Read back entirely: start the file over.
 				q.wOff, q.rOff = 0, 0
 				if err := q.spool.Truncate(0); err != nil {
-					return msg{}, err
+					return msg{}, true, err
 				}
 			}
 			q.cond.Broadcast()
-			return m, nil
+			return m, true, nil
 		}
 		if q.closed {
-			return msg{}, io.EOF
+			return msg{}, true, io.EOF
+		}
+		if expired {
+			return msg{}, false, nil
 		}
 		q.cond.Wait()
 	}

@@ -69,6 +69,18 @@ type StatsReporter interface {
 	Stats() Stats
 }
 
+// Batcher is implemented by targets that hold finished files back, to
+// put them in place in batches (one flush of the file system for many
+// files). FlushPending puts what waits in place now; failures come out of
+// the next Put or End. The engine calls it when the stream pauses (see
+// Engine.IdleFlush), so that a file is not kept from view by a batch that
+// fills slowly: between files, and also within a Put, while it waits in
+// Content.Next (for the files finished before). Wrappers need not
+// implement it: the engine finds it through Unwrap.
+type Batcher interface {
+	FlushPending()
+}
+
 // Unwrapper is implemented by wrapping targets (bandwidth limit, metrics,
 // encryption) to give the target they wrap.
 type Unwrapper interface {
