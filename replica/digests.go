@@ -6,23 +6,24 @@ import (
 
 // digestPipe checks the File Daemon's digests on a goroutine of its own.
 // Hashing (MD5, the default, runs at ~650 MB/s on one core) then overlaps
-// reading and decoding the volume instead of adding to it, which is what
-// bounds a replication whose targets keep up. The reader waits for a
-// file's hash only at the file's end, so the file's digest result is set
-// before its end reaches any target, as when Files checks it.
+// reading and decoding the volume instead of adding to it. Nobody waits
+// for it file by file: the end of a file is queued for the targets at
+// once, with a channel closed when its digest is checked, and a target
+// waits on that channel only when it reaches the file's end (see
+// msg.digested).
 type digestPipe struct {
 	files *bacularec.Files
 	cur   map[*bacularec.File]*bacularec.Verifier
 	work  chan digestWork
-	sync  chan struct{}
 	done  chan struct{}
 }
 
-// digestWork is a piece to hash, or with v nil a request to signal sync
-// once everything before it is hashed.
+// digestWork is a piece to hash, or with checked set, the end of f.
 type digestWork struct {
-	v *bacularec.Verifier
-	p []byte
+	v       *bacularec.Verifier
+	p       []byte
+	f       *bacularec.File
+	checked chan struct{}
 }
 
 // newDigestPipe takes the digest checks over from files; call it before
@@ -33,14 +34,14 @@ func newDigestPipe(files *bacularec.Files) *digestPipe {
 		files: files,
 		cur:   map[*bacularec.File]*bacularec.Verifier{},
 		work:  make(chan digestWork, 64),
-		sync:  make(chan struct{}),
 		done:  make(chan struct{}),
 	}
 	go func() {
 		defer close(d.done)
 		for w := range d.work {
-			if w.v == nil {
-				d.sync <- struct{}{}
+			if w.checked != nil {
+				w.v.Check(w.f)
+				close(w.checked)
 				continue
 			}
 			w.v.Write(w.p)
@@ -61,20 +62,21 @@ func (d *digestPipe) data(f *bacularec.File, p []byte) {
 	}
 }
 
-// end waits until f's content is hashed and checks f's digest record
-// (setting f.DigestChecked or f.DigestErr).
-func (d *digestPipe) end(f *bacularec.File) {
+// end queues the check of f's digest record (setting f.DigestChecked or
+// f.DigestErr) once its content is hashed, and returns a channel closed
+// then. Until it is, f's digest fields are not to be read.
+func (d *digestPipe) end(f *bacularec.File) <-chan struct{} {
 	v := d.cur[f]
 	if v == nil {
-		return
+		return nil
 	}
 	delete(d.cur, f)
-	d.work <- digestWork{}
-	<-d.sync
-	v.Check(f)
+	c := make(chan struct{})
+	d.work <- digestWork{v: v, f: f, checked: c}
+	return c
 }
 
-// close stops the hashing goroutine.
+// close stops the hashing goroutine once everything queued is done.
 func (d *digestPipe) close() {
 	close(d.work)
 	<-d.done

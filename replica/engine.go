@@ -418,8 +418,7 @@ func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
 				p.sum.Bytes += int64(len(it.Data))
 			}
 		case bacularec.KindFileEnd:
-			digests.end(it.File)
-			m = msg{kind: mFileEnd, job: it.File.Job, file: it.File}
+			m = msg{kind: mFileEnd, job: it.File.Job, file: it.File, digested: digests.end(it.File)}
 		case bacularec.KindJobEnd:
 			m = msg{kind: mJobEnd, job: it.Job, label: clone(it.Job)}
 		case bacularec.KindNotice:

@@ -201,6 +201,9 @@ func (c *content) Next() (int64, []byte, error) {
 			c.n += int64(len(m.data))
 			return m.off, m.data, nil
 		case mFileEnd:
+			if m.digested != nil {
+				<-m.digested
+			}
 			if c.private && m.file != c.f {
 				// f was read back from the spool before the reader
 				// completed it: take the ACLs, xattrs and digest now.

@@ -39,6 +39,10 @@ type msg struct {
 	file *bacularec.File
 	off  int64
 	data []byte
+	// digested, on an mFileEnd, is closed once the file's digest is
+	// checked (see digestPipe); its digest fields are not to be read
+	// before.
+	digested <-chan struct{}
 }
 
 // msgOverhead is what a message costs in memory besides its data and the
@@ -84,6 +88,13 @@ type queue struct {
 	spoolDir   string
 	spoolLimit int64
 	spool      *os.File
+	// One gob stream each way per spool file: the types are described
+	// once, in its first records, instead of in every record (a new
+	// Encoder and Decoder per record cost more than writing the file).
+	enc        *gob.Encoder
+	encBuf     bytes.Buffer
+	dec        *gob.Decoder
+	decBuf     bytes.Buffer
 	wOff, rOff int64
 	spooled    int
 	closed     bool
@@ -217,6 +228,7 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 			if q.spooled == 0 {
 				// Read back entirely: start the file over.
 				q.wOff, q.rOff = 0, 0
+				q.enc, q.dec = nil, nil
 				if err := q.spool.Truncate(0); err != nil {
 					return msg{}, true, err
 				}
@@ -266,6 +278,11 @@ func (q *queue) spooledBytes() int64 {
 // private to one process (it is truncated when read back and removed at
 // the end), so its format needs no version.
 func (q *queue) spoolWrite(m msg) error {
+	if m.digested != nil {
+		// The file is written out with its digest result. The hashing
+		// is at most a few pieces behind, and needs nothing of q.
+		<-m.digested
+	}
 	if q.spool == nil {
 		f, err := os.CreateTemp(q.spoolDir, "spool-*")
 		if err != nil {
@@ -279,13 +296,13 @@ func (q *queue) spoolWrite(m msg) error {
 		body = binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.data)), uint64(m.off))
 		body = append(body, m.data...)
 	case mBegin, mJobEnd:
-		b, err := gobBytes(m.label)
+		b, err := q.gobBytes(m.label)
 		if err != nil {
 			return err
 		}
 		body = b
 	default:
-		b, err := gobBytes(spoolFileOf(m.file))
+		b, err := q.gobBytes(spoolFileOf(m.file))
 		if err != nil {
 			return err
 		}
@@ -320,12 +337,12 @@ func (q *queue) spoolRead() (msg, error) {
 		m.data = body[8:]
 	case mBegin, mJobEnd:
 		m.label = new(bacularec.Job)
-		if err := gob.NewDecoder(bytes.NewReader(body)).Decode(m.label); err != nil {
+		if err := q.gobDecode(body, m.label); err != nil {
 			return msg{}, err
 		}
 	default:
 		var sf spoolFile
-		if err := gob.NewDecoder(bytes.NewReader(body)).Decode(&sf); err != nil {
+		if err := q.gobDecode(body, &sf); err != nil {
 			return msg{}, err
 		}
 		m.file = sf.file()
@@ -358,10 +375,30 @@ func (sf *spoolFile) file() *bacularec.File {
 	return &f
 }
 
-func gobBytes(v any) ([]byte, error) {
-	var b bytes.Buffer
-	if err := gob.NewEncoder(&b).Encode(v); err != nil {
-		return nil, err
+// gobBytes encodes v as the next value of the spool's gob stream.
+func (q *queue) gobBytes(v any) ([]byte, error) {
+	if q.enc == nil {
+		q.encBuf.Reset()
+		q.enc = gob.NewEncoder(&q.encBuf)
 	}
-	return b.Bytes(), nil
+	if err := q.enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("replica: spool: %w", err)
+	}
+	b := bytes.Clone(q.encBuf.Bytes())
+	q.encBuf.Reset()
+	return b, nil
+}
+
+// gobDecode decodes the next value of the spool's gob stream from body,
+// a record that gobBytes made, read back in the same order.
+func (q *queue) gobDecode(body []byte, v any) error {
+	if q.dec == nil {
+		q.decBuf.Reset()
+		q.dec = gob.NewDecoder(&q.decBuf)
+	}
+	q.decBuf.Write(body)
+	if err := q.dec.Decode(v); err != nil {
+		return fmt.Errorf("replica: spool: %w", err)
+	}
+	return nil
 }

@@ -9,7 +9,9 @@ import (
 )
 
 // What goes through the spool comes back the same: raw byte paths (not
-// UTF-8), links, ACLs, xattrs, digests, and the digest error's text.
+// UTF-8), links, ACLs, xattrs, digests, and the digest error's text; also
+// after the spool was read back entirely and started over (its gob
+// streams start over with it).
 func TestSpoolRoundTrip(t *testing.T) {
 	job := &bacularec.Job{JobID: 7, Job: "J.2026", Level: 'I', Status: 'T', Ended: true}
 	f := &bacularec.File{Job: job, FileIndex: 3, Type: bacularec.TypeReg, Path: "/srv/latin1-\xe9-\xff.txt",
@@ -27,6 +29,13 @@ func TestSpoolRoundTrip(t *testing.T) {
 		{kind: mFileEnd, job: job, file: f},
 		{kind: mJobEnd, job: job, label: job},
 	}
+	for round := range 3 {
+		spoolRound(t, q, in, job, f, round)
+	}
+}
+
+func spoolRound(t *testing.T, q *queue, in []msg, job *bacularec.Job, f *bacularec.File, round int) {
+	t.Helper()
 	// The first message takes the empty memory queue; the rest must spill.
 	for i, m := range in {
 		mode := orSpool
@@ -43,7 +52,7 @@ func TestSpoolRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.kind != want.kind || got.off != want.off || string(got.data) != string(want.data) {
-			t.Errorf("%d: %+v", i, got)
+			t.Errorf("round %d, %d: %+v", round, i, got)
 		}
 		if i == 0 {
 			continue // from memory
