@@ -10,8 +10,9 @@
 #   1. the source tree is bench-replicate's (bench_tree: BENCH_BIG_N large files, half random
 #      and half text, + BENCH_SMALL small files of ~10 kB), backed up by job TreeMD5 (no
 #      compression, MD5) into a new volume per job (pool Lab), 64512-byte blocks;
-#   2. before each job: both target roots are removed (then the disk is let settle, see
-#      bench_settle_disk) and made again, the source tree is read into the page cache
+#   2. before each job: replicad is given two new target roots (rewritten configuration +
+#      SIGHUP; every round's targets are kept until the end, see round_targets), the
+#      source tree is read into the page cache
 #      (BENCH_WARM=1: the file daemon drops what it read, and a cold tree would make the job's
 #      speed depend on the disk), and the probe `latency watch` (scripts/latency, built from
 #      this repository) is started. It stamps, with its own clock, each growth of the volume
@@ -74,7 +75,12 @@ bench_ports 19481
 MADDR=127.0.0.1:$(bench_free_port $((FD2_PORT + 1)))   # replicad's metrics_listen
 export SRC_ROOT=$W/src
 T=$SRC_ROOT/tree
-TA=$W/dr/target-1; TB=$W/dr/target-2
+# Each round writes to targets of its own (a SIGHUP gives them to replicad), all removed at the
+# end: removing the previous round's targets would leave ext4 with tens of thousands of
+# freed inodes, and creating files among them is several times slower for a while (perf:
+# ext4_create -> recently_deleted), which measured the file system, not replicad.
+round_targets() { TA=$W/dr/r$1/target-1; TB=$W/dr/r$1/target-2; mkdir -p "$TA" "$TB"; }
+round_targets 1
 RPID=""; WPID=""
 QF=/proc/sys/fs/inotify/max_queued_events; QOLD=$(cat "$QF")
 stop_pid() {   # PID NAME: TERM, then KILL after 20 s; only our own children
@@ -93,7 +99,8 @@ cleanup() {
   if [ "${KEEP:-0}" = 1 ]; then
     echo "kept: $W"
   else
-    rm -rf "$W"; rmdir "$BASE" 2>/dev/null || true
+    rm -rf "$W" 2>/dev/null || { sleep 2; rm -rf "$W"; }   # a daemon may still be closing files
+    rmdir "$BASE" 2>/dev/null || true
   fi
 }
 trap cleanup EXIT
@@ -103,7 +110,7 @@ say() { printf '%s\n' "$*" | tee -a "$RES"; }
 # ---------------------------------------------------------------- disk space
 avail=$(( $(df -Pk "$W" | awk 'NR==2 {print $4}') / 1024 ))   # MiB
 tree_mib=$(( BIG_N * BIG_MIB + SMALL * 14 / 1024 + 100 ))
-need=$(( tree_mib * (ROUNDS + 3) + 1024 ))   # tree + a volume per round + two targets
+need=$(( tree_mib * (3 * ROUNDS + 1) + 1024 ))   # tree + per round a volume and two targets
 say "== disk: $avail MiB free on $(df -P "$W" | awk 'NR==2 {print $6}'), $need MiB needed"
 [ "$avail" -ge "$need" ] || { say "bench-latency.sh: not enough disk"; exit 1; }
 if [ "$QOLD" -lt 1048576 ]; then echo 1048576 > "$QF"; fi
@@ -125,6 +132,7 @@ fi
 echo "== lab (Bacula 9.6.7 on 127.0.0.1:$DIR_PORT-$FD2_PORT) and replicad run (/status on $MADDR)"
 FRESH=1 "$LAB/up.sh" "$W" > "$W/up.log"
 mkdir -p "$W/state"
+write_conf() {
 cat > "$W/replicad.conf" <<CONF
 # written by bench-latency.sh
 volume_dir = $W/volumes
@@ -138,6 +146,8 @@ metrics_listen = $MADDR
 idle_secs = $IDLE
 log_level = info
 CONF
+}
+write_conf
 "$REP" check-config -c "$W/replicad.conf" > "$W/check-config.log" 2>&1 || { cat "$W/check-config.log" >&2; exit 1; }
 "$REP" run -c "$W/replicad.conf" >> "$W/replicad.log" 2>&1 &
 RPID=$!
@@ -165,8 +175,14 @@ else:
 # ---------------------------------------------------------------- rounds
 for r in $(seq 1 "$ROUNDS"); do
   echo "== round $r/$ROUNDS"
-  if [ -e "$TA" ] || [ -e "$TB" ]; then rm -rf "$TA" "$TB"; bench_settle_disk "$W"; fi
-  mkdir -p "$TA" "$TB"
+  if [ "$r" -gt 1 ]; then
+    round_targets "$r"; write_conf
+    n0=$(grep -c '"configuration reloaded"' "$W/replicad.log" || true)
+    kill -HUP "$RPID"
+    for i in $(seq 1 100); do [ "$(grep -c '"configuration reloaded"' "$W/replicad.log" || true)" -gt "$n0" ] && break; sleep 0.1; done
+    [ "$(grep -c '"configuration reloaded"' "$W/replicad.log" || true)" -gt "$n0" ] || { tail -5 "$W/replicad.log" >&2; echo "bench-latency.sh: replicad did not take the round's targets" >&2; exit 1; }
+    sync; sleep 5   # the previous round's write-back
+  fi
   if [ "$WARM" = 1 ]; then find "$T" -type f -print0 | xargs -0 cat > /dev/null; fi
   load0=$(cut -d' ' -f1 /proc/loadavg)   # the machine may be shared: say how busy it was
   rm -f "$W/ready"
@@ -210,6 +226,9 @@ for r in $(seq 1 "$ROUNDS"); do
   say "round $r: JobId $jobid ($uniq), backup.sh ${elapsed} s, volume $(stat -c %s "$vol") B; target 1 p50/p90/p99/max $(kv t0_p50)/$(kv t0_p90)/$(kv t0_p99)/$(kv t0_max) s; target 2 $(kv t1_p50)/$(kv t1_p90)/$(kv t1_p99)/$(kv t1_max) s; job end -> both complete $(kv end_to_complete) s (/status: $(kv end_to_status_done) s); $ver; load average $load0 before, $load1 after"
   sed 's/^/   /' "$W/report.$r.txt" | grep -v '^   RESULT' | tee -a "$RES"
 done
+
+# An error in an expansion aborts the loop above without stopping the script: check.
+[ "$(grep -c . "$W/results")" = "$ROUNDS" ] || { echo "bench-latency.sh: $(grep -c . "$W/results") of $ROUNDS rounds completed" >&2; exit 1; }
 
 # ---------------------------------------------------------------- summary
 med() { tr ' ' '\n' < "$W/results" | sed -n "s/^$1=//p" | bench_median; }

@@ -27,6 +27,9 @@
 #      slowed (<= 1.2x alone, far from the limited target's ~20 s).
 #   4. peak RSS replicating a volume holding one 4 GiB incompressible file, and a volume of
 #      200k small files (BENCH_MEM_ROUNDS runs each, default min(ROUNDS, 3)). Target: < 64 MiB.
+#   5. the volume of case 1 replicated to an encrypted mirror (encrypt_key: a throwaway key
+#      made for the run, in the tmpfs state dir only) vs a plain mirror, alternating, each
+#      into a new directory. Target (issue 4): encrypted <= 1.3x plain.
 # The work dir's file system is mounted with discard here: deletions are followed by
 # settle_disk (wait until the disk is quiet), never between the timed runs of a case.
 # Peak RSS is /usr/bin/time's %M (case 2's replays: ru_maxrss from wait4, the same number).
@@ -36,7 +39,7 @@
 # Env: ROUNDS (5), BENCH_DIR (default /var/tmp/brc-bench: the work dir is BENCH_DIR/replicate,
 # trees, volumes and the targets, all on that file system), BENCH_OUT (results file, default
 # BENCH_DIR/bench-replicate.txt: per-run lines and the summary), KEEP=1 (keep the work dir
-# and the tmpfs state dirs; a second run reuses the source trees), CASES ("1 2 3 4"), BENCH_BIG_N / BENCH_BIG_MIB /
+# and the tmpfs state dirs; a second run reuses the source trees), CASES ("1 2 3 4 5"), BENCH_BIG_N / BENCH_BIG_MIB /
 # BENCH_SMALL (tree of case 1: 4 x 192 MiB + 20000), BENCH_SMALLVOL_FILES (10 x 2 MiB,
 # case 3b), BENCH_BWLIMIT (1M), BENCH_HUGE_MIB (4096), BENCH_MANY (200000). When the disk
 # is short the script keeps fewer outputs, then shrinks the huge file, and says so.
@@ -49,7 +52,7 @@ REPO=$(cd "$HERE/.." && pwd)
 BASE=$(lab_abs "${BENCH_DIR:-/var/tmp/brc-bench}")
 W=$(lab_abs "$BASE/replicate")   # the work dir; removed at exit unless KEEP=1
 ROUNDS=${ROUNDS:-5}
-CASES=${CASES:-1 2 3 4}
+CASES=${CASES:-1 2 3 4 5}
 RES=${BENCH_OUT:-$BASE/bench-replicate.txt}
 BIG_N=${BENCH_BIG_N:-4}; BIG_MIB=${BENCH_BIG_MIB:-192}; SMALL=${BENCH_SMALL:-20000}
 SV_FILES=${BENCH_SMALLVOL_FILES:-10}; BWLIMIT=${BENCH_BWLIMIT:-1M}
@@ -201,14 +204,15 @@ settle_disk() {
   sync
   [ -n "$devstat" ] || { sleep 10; return 0; }
   local t=0 quiet=0 a b
-  a=$(awk '{print $7 + $14}' "$devstat")   # sectors written + sectors discarded
+  a=$(awk '{printf "%.0f\n", $7 + $14}' "$devstat")   # sectors written + sectors discarded
   while [ "$t" -lt "${SETTLE_MAX:-300}" ] && [ "$quiet" -lt 3 ]; do
     sleep 1; t=$((t + 1))
-    b=$(awk '{print $7 + $14}' "$devstat")
+    b=$(awk '{printf "%.0f\n", $7 + $14}' "$devstat")
     if [ $((b - a)) -lt 20480 ]; then quiet=$((quiet + 1)); else quiet=0; fi
     a=$b
   done
-  echo "   (disk settled after ${t} s)"
+  sleep "${BENCH_INODE_WAIT:-35}"   # freed inodes: see bench_settle_disk in lib-bench.sh
+  echo "   (disk settled after ${t} s, + ${BENCH_INODE_WAIT:-35} s for freed inodes)"
 }
 drop_outputs() { rm -rf "$OUTD"; mkdir -p "$OUTD"; settle_disk; }
 # warm PATH... - read the files into the page cache: Bacula's file daemon drops the cache of
@@ -272,10 +276,10 @@ if [[ " $CASES " == *" 2 "* ]]; then
       sync
       case $tool in
         replay)
-          w0=$([ -n "$devstat" ] && awk '{print $7}' "$devstat" || echo 0)
+          w0=$([ -n "$devstat" ] && awk '{printf "%.0f\n", $7}' "$devstat" || echo 0)
           python3 "$W/ioexec.py" "$REP" replicate -replay -c "$st.conf" "$V1" > "$W/last.log" 2>&1 3> "$W/io.txt" ||
             { cat "$W/last.log" >&2; exit 1; }
-          sync; w1=$([ -n "$devstat" ] && awk '{print $7}' "$devstat" || echo 0)
+          sync; w1=$([ -n "$devstat" ] && awk '{printf "%.0f\n", $7}' "$devstat" || echo 0)
           check_ok "$W/last.log" 1
           read -r s k wb rb ob < "$W/io.txt"
           line=$(grep '^target ' "$W/last.log")
@@ -357,6 +361,28 @@ if [[ " $CASES " == *" 4 "* ]]; then
   done
   drop_outputs
   sum "4. memory, $MROUNDS runs each: one ${HUGE_MIB} MiB file: median $(med c4 huge) s ($(bench_calc "($HUGE_MIB * 1048576) / $(med c4 huge) / 1000000") MB/s), peak RSS max $(rss c4 huge) MiB (target < 64 MiB: $(met "$(bench_max < "$W/r-c4-huge") < 65536")); $MANY small files: median $(med c4 many) s, peak RSS max $(rss c4 many) MiB (target < 64 MiB: $(met "$(bench_max < "$W/r-c4-many") < 65536"))"
+fi
+
+# ---------------------------------------------------------------- 5. encrypted vs plain mirror
+if [[ " $CASES " == *" 5 "* ]]; then
+  warm "$V1"
+  key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')   # a throwaway key, in $SHM only
+  for r in $(seq 1 "$ROUNDS"); do
+    for tool in $(order2 "$r" plain encrypted); do
+      d=$OUTD/c5-$tool.$r; mkdir -p "$d"
+      if [ $tool = plain ]; then conf "$SHM/c5.conf" "$SHM/c5-$tool.$r" "$d"
+      else conf "$SHM/c5.conf" "$SHM/c5-$tool.$r" "$d" "encrypt_key = $key"; fi
+      sync
+      read -r s k < <(timed "$W/last.log" "$REP" replicate -c "$SHM/c5.conf" "$V1")
+      check_ok "$W/last.log" 1
+      record c5 "$tool" "$r" "$s" "$k"
+      rm -f "$SHM/c5.conf"
+      [ "$keepout" = 1 ] || { rm -rf "$d"; settle_disk; }
+    done
+  done
+  drop_outputs
+  mpl=$(med c5 plain); men=$(med c5 encrypted)
+  sum "5. encrypted mirror (encrypt_key, AES-256-GCM) vs plain mirror of the same volume, medians of $ROUNDS: plain $mpl s (RSS $(rss c5 plain) MiB); encrypted $men s (RSS $(rss c5 encrypted) MiB); encrypted / plain = $(bench_calc "$men / $mpl")x (target <= 1.3x: $(met "$men / $mpl <= 1.3"))"
 fi
 
 say ""

@@ -107,12 +107,16 @@ bench_settle_disk() {
   st=/sys/dev/block/$(mountpoint -d "$(findmnt -no TARGET -T "$1")")/stat
   sync
   [ -r "$st" ] || { sleep 10; return 0; }
-  a=$(awk '{print $7 + $14}' "$st")   # sectors written + sectors discarded
+  a=$(awk '{printf "%.0f\n", $7 + $14}' "$st")   # sectors written + sectors discarded
   while [ "$t" -lt "${SETTLE_MAX:-300}" ] && [ "$quiet" -lt 3 ]; do
     sleep 1; t=$((t + 1))
-    b=$(awk '{print $7 + $14}' "$st")
+    b=$(awk '{printf "%.0f\n", $7 + $14}' "$st")
     if [ $((b - a)) -lt 20480 ]; then quiet=$((quiet + 1)); else quiet=0; fi
     a=$b
   done
-  echo "   (disk settled after ${t} s)"
+  # ext4 does not reuse inodes freed in the last ~30 s: right after a mass deletion, creating
+  # files spends most of its time looking for others (perf: ext4_create -> recently_deleted),
+  # several times slower. Wait that out too (BENCH_INODE_WAIT s, default 35).
+  sleep "${BENCH_INODE_WAIT:-35}"
+  echo "   (disk settled after ${t} s, + ${BENCH_INODE_WAIT:-35} s for freed inodes)"
 }
