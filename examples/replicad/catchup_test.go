@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,39 +12,15 @@ import (
 	"github.com/openbrc/brc/replica"
 )
 
-// followRun is a daemon following a volume directory (the real
-// internal/source.Follow), as systemd runs it.
-type followRun struct {
-	log      *syncBuffer
-	addr     string
-	passes   chan string
-	catchUps chan []catchup.Result
-	cancel   context.CancelFunc
-	done     chan error
-}
-
-func startFollowDaemon(t *testing.T, conf string) *followRun {
+// startFollowDaemon runs a daemon following a volume directory (the real
+// internal/source.Follow), as systemd runs it. It must stop without error.
+func startFollowDaemon(t *testing.T, conf string) *daemonRun {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &followRun{log: &syncBuffer{}, passes: make(chan string, 64), catchUps: make(chan []catchup.Result, 64),
-		cancel: cancel, done: make(chan error, 1)}
-	ready := make(chan string, 1)
-	go func() {
-		r.done <- runDaemon(ctx, runOptions{conf: conf, stderr: r.log,
-			ready:     func(addr string) { ready <- addr },
-			onPass:    func(result string, _ *replica.Summary) { r.passes <- result },
-			onCatchUp: func(res []catchup.Result) { r.catchUps <- res },
-		})
-	}()
-	select {
-	case r.addr = <-ready:
-	case err := <-r.done:
-		t.Fatalf("daemon: %v\n%s", err, r.log.String())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("daemon not ready\n%s", r.log.String())
-	}
+	r := launchDaemon(t, runOptions{conf: conf}, 30*time.Second)
 	t.Cleanup(func() {
-		r.stop(t)
+		if err := r.stop(t); err != nil {
+			t.Errorf("daemon: %v", err)
+		}
 		if t.Failed() {
 			t.Logf("daemon log:\n%s", r.log.String())
 		}
@@ -53,29 +28,25 @@ func startFollowDaemon(t *testing.T, conf string) *followRun {
 	return r
 }
 
-func (r *followRun) waitPass(t *testing.T) string {
+// pendingJobs reads the pending jobs of each target from the latest RPO
+// report under dir/reports.
+func pendingJobs(t *testing.T, dir string) map[string]int {
 	t.Helper()
-	select {
-	case res := <-r.passes:
-		return res
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no pass ended")
+	var report struct {
+		Targets []struct {
+			Name        string `json:"name"`
+			PendingJobs int    `json:"pending_jobs"`
+		} `json:"targets"`
 	}
-	return ""
-}
-
-func (r *followRun) stop(t *testing.T) {
-	t.Helper()
-	r.cancel()
-	select {
-	case err := <-r.done:
-		if err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-		r.done <- nil
-	case <-time.After(20 * time.Second):
-		t.Fatalf("daemon did not stop")
+	b, _ := os.ReadFile(filepath.Join(dir, "reports", "latest.json"))
+	if err := json.Unmarshal(b, &report); err != nil {
+		t.Fatal(err)
 	}
+	out := map[string]int{}
+	for _, rt := range report.Targets {
+		out[rt.Name] = rt.PendingJobs
+	}
+	return out
 }
 
 func targetOf(t *testing.T, addr, name string) *targetStatus {
@@ -201,19 +172,9 @@ func TestRunCatchUp(t *testing.T) {
 	if ts.JobsBehind != 0 || ts.CatchUp != nil || ts.Files != 37 {
 		t.Fatalf("status once caught up: %+v", ts)
 	}
-	var report struct {
-		Targets []struct {
-			Name        string `json:"name"`
-			PendingJobs int    `json:"pending_jobs"`
-		} `json:"targets"`
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "reports", "latest.json"))
-	if err := json.Unmarshal(b, &report); err != nil {
-		t.Fatal(err)
-	}
-	for _, rt := range report.Targets {
-		if rt.PendingJobs != 0 {
-			t.Errorf("report: %s has %d pending jobs once caught up", rt.Name, rt.PendingJobs)
+	for name, n := range pendingJobs(t, dir) {
+		if n != 0 {
+			t.Errorf("report: %s has %d pending jobs once caught up", name, n)
 		}
 	}
 
@@ -242,7 +203,9 @@ func TestRunCatchUp(t *testing.T) {
 			t.Errorf("%s = %v, want %v", series, v, want)
 		}
 	}
-	r.stop(t)
+	if err := r.stop(t); err != nil {
+		t.Errorf("daemon: %v", err)
+	}
 
 	// The JobLog: each job once on the healthy target; on the other,
 	// done, after the attempts that failed.
@@ -320,22 +283,14 @@ func TestRunCatchUpRecycledVolume(t *testing.T) {
 	if got, want := tree(t, filepath.Join(bad, "tmp/brc-fixture-src/plain")), tree(t, filepath.Join(good, "tmp/brc-fixture-src/plain")); got != want || got == "" {
 		t.Fatalf("plain job:\n%s\n---\n%s", got, want)
 	}
-	var report struct {
-		Targets []struct {
-			Name        string `json:"name"`
-			PendingJobs int    `json:"pending_jobs"`
-		} `json:"targets"`
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "reports", "latest.json"))
-	if err := json.Unmarshal(b, &report); err != nil {
-		t.Fatal(err)
-	}
-	for _, rt := range report.Targets {
-		if want := map[string]int{good: 0, bad: 1}[rt.Name]; rt.PendingJobs != want {
-			t.Errorf("report: %s has %d pending jobs, want %d", rt.Name, rt.PendingJobs, want)
+	for name, n := range pendingJobs(t, dir) {
+		if want := map[string]int{good: 0, bad: 1}[name]; n != want {
+			t.Errorf("report: %s has %d pending jobs, want %d", name, n, want)
 		}
 	}
-	r.stop(t)
+	if err := r.stop(t); err != nil {
+		t.Errorf("daemon: %v", err)
+	}
 	if rec := catalogJobs(t, state, bad)[accurateFull]; rec.Done || !strings.HasPrefix(rec.Error, "lost: ") || !strings.Contains(rec.Error, "new backup") {
 		t.Errorf("catalog record of the lost job: %+v", rec)
 	}

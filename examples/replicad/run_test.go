@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/internal/catchup"
 	"github.com/openbrc/brc/internal/config"
 	"github.com/openbrc/brc/internal/sdevent"
 	"github.com/openbrc/brc/replica"
@@ -107,30 +108,42 @@ func freePort(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// daemonRun is a daemon started by startDaemon.
+// daemonRun is a daemon started by startDaemon or startFollowDaemon.
 type daemonRun struct {
-	src    *fakeStream
-	log    *syncBuffer
-	addr   string
-	passes chan string
-	reload chan struct{}
-	cancel context.CancelFunc
-	done   chan error
+	src      *fakeStream // startDaemon's
+	log      *syncBuffer
+	addr     string
+	passes   chan string
+	catchUps chan []catchup.Result
+	reload   chan struct{}
+	passWait time.Duration // how long waitPass waits
+	cancel   context.CancelFunc
+	done     chan error
 }
 
+// startDaemon runs a daemon whose data comes from a fakeStream (r.src).
 func startDaemon(t *testing.T, conf string) *daemonRun {
 	t.Helper()
+	src := newFakeStream()
+	r := launchDaemon(t, runOptions{conf: conf,
+		newStream: func(*config.Config, *slog.Logger) (stream, error) { return src, nil }}, 60*time.Second)
+	r.src = src
+	return r
+}
+
+// launchDaemon runs the daemon of opt (its conf and data source) until the
+// test ends, with its log, passes, catch-up passes and reloads in r.
+func launchDaemon(t *testing.T, opt runOptions, passWait time.Duration) *daemonRun {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &daemonRun{src: newFakeStream(), log: &syncBuffer{}, passes: make(chan string, 16),
-		reload: make(chan struct{}, 1), cancel: cancel, done: make(chan error, 1)}
+	r := &daemonRun{log: &syncBuffer{}, passes: make(chan string, 64), catchUps: make(chan []catchup.Result, 64),
+		reload: make(chan struct{}, 1), passWait: passWait, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
-	go func() {
-		r.done <- runDaemon(ctx, runOptions{conf: conf, stderr: r.log, reload: r.reload,
-			newStream: func(*config.Config, *slog.Logger) (stream, error) { return r.src, nil },
-			ready:     func(addr string) { ready <- addr },
-			onPass:    func(result string, _ *replica.Summary) { r.passes <- result },
-		})
-	}()
+	opt.stderr, opt.reload = r.log, r.reload
+	opt.ready = func(addr string) { ready <- addr }
+	opt.onPass = func(result string, _ *replica.Summary) { r.passes <- result }
+	opt.onCatchUp = func(res []catchup.Result) { r.catchUps <- res }
+	go func() { r.done <- runDaemon(ctx, opt) }()
 	select {
 	case r.addr = <-ready:
 	case err := <-r.done:
@@ -154,7 +167,7 @@ func (r *daemonRun) waitPass(t *testing.T) string {
 	select {
 	case res := <-r.passes:
 		return res
-	case <-time.After(60 * time.Second):
+	case <-time.After(r.passWait):
 		t.Fatalf("no pass ended\n%s", r.log.String())
 	}
 	return ""
