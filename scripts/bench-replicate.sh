@@ -195,25 +195,9 @@ met() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo MET; else echo "NOT MET"; f
 order3() { case $(($1 % 3)) in 1) echo "$2 $3 $4" ;; 2) echo "$3 $4 $2" ;; 0) echo "$4 $2 $3" ;; esac; }
 order2() { if [ $(($1 % 2)) = 1 ]; then echo "$2 $3"; else echo "$3 $2"; fi; }
 newest_ctime() { find "$1" -printf '%C@\n' | sort -g | tail -1; }
-# settle_disk: sync, then wait (at most SETTLE_MAX s, default 300) until the disk has written
-# and discarded less than 10 MB/s for 3 s in a row: with online discard, a deletion's
-# discards run in the background long after rm and sync return.
-devstat=/sys/dev/block/$(mountpoint -d "$(findmnt -no TARGET -T "$W")")/stat
+devstat=/sys/dev/block/$(mountpoint -d "$(findmnt -no TARGET -T "$W")")/stat   # case 2's device writes
 [ -r "$devstat" ] || devstat=""
-settle_disk() {
-  sync
-  [ -n "$devstat" ] || { sleep 10; return 0; }
-  local t=0 quiet=0 a b
-  a=$(awk '{printf "%.0f\n", $7 + $14}' "$devstat")   # sectors written + sectors discarded
-  while [ "$t" -lt "${SETTLE_MAX:-300}" ] && [ "$quiet" -lt 3 ]; do
-    sleep 1; t=$((t + 1))
-    b=$(awk '{printf "%.0f\n", $7 + $14}' "$devstat")
-    if [ $((b - a)) -lt 20480 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-    a=$b
-  done
-  sleep "${BENCH_INODE_WAIT:-35}"   # freed inodes: see bench_settle_disk in lib-bench.sh
-  echo "   (disk settled after ${t} s, + ${BENCH_INODE_WAIT:-35} s for freed inodes)"
-}
+settle_disk() { bench_settle_disk "$W"; }   # a quiet disk and aged freed inodes (lib-bench.sh)
 drop_outputs() { rm -rf "$OUTD"; mkdir -p "$OUTD"; settle_disk; }
 # warm PATH... - read the files into the page cache: Bacula's file daemon drops the cache of
 # what it backed up (fadvise DONTNEED), so the source tree is cold after the backup; every

@@ -101,7 +101,7 @@ bench_free_port() {
 # bench_settle_disk DIR - sync, then wait (at most SETTLE_MAX s, default 300) until the disk
 # holding DIR has written and discarded less than 10 MB/s for 3 s in a row: on a file system
 # mounted with discard, a deletion's discards run in the background long after rm and sync
-# return. (bench-replicate.sh has its own copy, settle_disk.)
+# return.
 bench_settle_disk() {
   local st t=0 quiet=0 a b
   st=/sys/dev/block/$(mountpoint -d "$(findmnt -no TARGET -T "$1")")/stat
