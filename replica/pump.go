@@ -84,11 +84,11 @@ func (e *Engine) pump(ctx context.Context, d *dest) {
 	}
 	// A target that batches is told to put what it holds in place when
 	// the stream pauses, between files and within one.
+	idle := e.idleFlush()
 	var flush func()
-	if b, ok := findInner[Batcher](d.Target); ok && e.idleFlush() > 0 {
+	if b, ok := findInner[Batcher](d.Target); ok && idle > 0 {
 		flush = b.FlushPending
 	}
-	idle := e.idleFlush()
 	for {
 		var m msg
 		var err error
