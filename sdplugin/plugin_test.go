@@ -467,10 +467,13 @@ func TestPluginRequireReplica(t *testing.T) {
 	if got := s.types(); !slices.Contains(got, sdevent.DeviceOpen) {
 		t.Errorf("sent %v: no device_open", got)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(h2.msgs) != 0 {
-		t.Errorf("messages with replicad: %q", h2.msgs)
+	// The report of the events dropped while replicad was away may land in
+	// this job's log or in the first one's, as the first part allows.
+	for _, m := range h2.messages() {
+		if !strings.Contains(m, "not delivered") {
+			t.Errorf("messages with replicad: %q", h2.messages())
+			break
+		}
 	}
 }
 
