@@ -99,7 +99,10 @@ type Engine struct {
 	// SpillGrace is how long the reader waits for a full target before it
 	// spills to its spool, when another target can go on meanwhile
 	// (default 50ms; negative: no wait). Targets of similar speed take
-	// turns being full, and spilling for that would only cost both.
+	// turns being full, and spilling for that would only cost both. The
+	// reader stops waiting as soon as a target that can go on runs low
+	// (less than a quarter of its queue): a slow target never stalls a
+	// fast one for the grace.
 	SpillGrace time.Duration
 	// IdleFlush is how long a target's queue stays empty (the volumes
 	// are being written more slowly than the target writes) before the
@@ -381,6 +384,8 @@ type producer struct {
 	deferred map[*bacularec.Job]*queue
 	order    []*bacularec.Job
 	ended    map[*bacularec.Job]bool
+
+	full, took []*dest // dispatch's scratch
 }
 
 func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
@@ -531,8 +536,8 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 			}
 		}
 	}
-	var full []*dest
-	room := false
+	full, took := p.full[:0], p.took[:0]
+	defer func() { p.full, p.took = full[:0], took[:0] }()
 	for _, d := range p.run {
 		if !d.cut && d.stopped.Load() {
 			p.cutDest(d, nil)
@@ -547,17 +552,18 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		case err != nil:
 			p.cutDest(d, err)
 		default:
-			room = true
+			took = append(took, d)
 		}
 	}
 	// A target whose queue is full spills to its spool only when another
 	// target can go on meanwhile: with none, spooling would cost the
 	// reader for nothing, and it waits instead.
 	for _, d := range full {
-		if room {
-			// A moment's grace first (SpillGrace).
+		if len(took) > 0 {
+			// A moment's grace first (SpillGrace), while the targets that
+			// took the message have work queued: waiting would starve them.
 			err := errQueueFull
-			for waited := time.Duration(0); waited < p.e.spillGrace() && err == errQueueFull; waited += time.Millisecond {
+			for waited := time.Duration(0); waited < p.e.spillGrace() && err == errQueueFull && !anyLow(took); waited += time.Millisecond {
 				time.Sleep(time.Millisecond)
 				err = d.q.push(m, memOnly)
 			}
@@ -583,6 +589,16 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// anyLow reports whether one of ds has little left in its queue.
+func anyLow(ds []*dest) bool {
+	for _, d := range ds {
+		if d.q.low() {
+			return true
+		}
+	}
+	return false
 }
 
 // cutDest stops sending to d for the rest of the pass; its pump stops at

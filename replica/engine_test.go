@@ -176,6 +176,42 @@ func TestEngineSpool(t *testing.T) {
 	}
 }
 
+// gated holds every Put of the target it wraps until open is closed.
+type gated struct {
+	Target
+	open chan struct{}
+}
+
+func (g *gated) Put(ctx context.Context, f *bacularec.File, c Content) error {
+	<-g.open
+	return g.Target.Put(ctx, f, c)
+}
+
+// The reader does not wait for a full target while the others' queues run
+// low: it spills at once, whatever SpillGrace says, and the others go on.
+func TestEngineSpillNoStarving(t *testing.T) {
+	fast, stuckMem := NewMemory(), NewMemory()
+	stuck := &gated{stuckMem, make(chan struct{})}
+	time.AfterFunc(300*time.Millisecond, func() { close(stuck.open) })
+	e := &Engine{Dests: []Destination{
+		{Name: "fast", Target: fast},
+		{Name: "stuck", Target: stuck, QueueBytes: 4096, SpoolDir: t.TempDir()},
+	}, SpillGrace: 20 * time.Second}
+	start := time.Now()
+	sum, err := e.Run(context.Background(), source(vols("sparse-md5")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the run took %v: the reader waited out the grace", d)
+	}
+	checkMemory(t, fast, "sparse")
+	checkMemory(t, stuckMem, "sparse")
+	if s := sum.Targets[1]; s.MaxSpool == 0 || s.Lagged != 0 || !s.OK() {
+		t.Errorf("stuck %+v", s)
+	}
+}
+
 // Two jobs interleaved in one volume reach targets one after the other.
 func TestEngineInterleavedJobs(t *testing.T) {
 	m := NewMemory()
