@@ -17,6 +17,14 @@
 // target is full. Jobs interleaved in the volumes (concurrent jobs) reach
 // targets one after the other.
 //
+// Full, Incremental and Differential jobs apply in order, with the
+// deletion records of accurate mode. A Differential has none for what an
+// Incremental in between created and is gone again; with
+// MirrorOptions.History the Mirror records the paths of each chain's
+// Incrementals and Differentials since its last Full, and a Differential
+// that ended OK removes those it did not contain: the replica ends as
+// Bacula's restore of the latest state.
+//
 // The Catalog (one bbolt file in the state directory) records per target
 // the outcome of each job (JobLog: a second run sends nothing twice) and,
 // per regular file, what was written (Index: size, times, inode, metadata

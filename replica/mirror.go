@@ -64,6 +64,15 @@ type MirrorOptions struct {
 	// engine (its JobLog did not record it done). Empty: no journal, and
 	// temporary files of a crash stay until removed by hand.
 	Journal string
+	// History is a directory (in a state directory on local disk, one per
+	// target) where the Mirror records, for each backup chain (client,
+	// fileset and job name), the paths written by Incremental and
+	// Differential jobs since the chain's last Full that ended OK. A
+	// Differential that ended OK then removes those it did not contain:
+	// what an Incremental in between added and is gone again, which no
+	// deletion record announces (see history.go). Empty: no record, and
+	// such files stay.
+	History string
 	// Logf receives warnings (metadata not applied ...).
 	Logf func(format string, args ...any)
 	// Now gives the time recorded in index entries (default time.Now).
@@ -106,6 +115,11 @@ type Mirror struct {
 	heldDels []*bacularec.File
 	buf      []byte
 	fatal    error
+	hist     *history // the paths this job writes, for its chain (History)
+	// beforeStale, when set, is called before a path a Differential made
+	// stale is removed (a Retention keeps it as a version); an error
+	// leaves the path alone.
+	beforeStale func(f *bacularec.File) error
 }
 
 type writtenFile struct {
@@ -187,8 +201,16 @@ func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
 		}
 	}
 	m.written = map[*bacularec.File]*writtenFile{}
+	m.closeHistory()
+	if m.opt.History != "" && job.Started && job.Level != 'F' {
+		if m.hist, err = openHistory(m.opt.History, job); err != nil {
+			m.w.Close()
+			m.w = nil
+			return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+		}
+	}
 	m.seen = nil
-	if m.opt.DeleteRemoved && job.Level == 'F' {
+	if m.opt.DeleteRemoved && job.Level == 'F' || m.hist != nil && job.Level == 'D' {
 		m.seen = map[uint64]struct{}{}
 	}
 	return ctx.Err()
@@ -218,6 +240,9 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 	}
 	if m.seen != nil {
 		m.see(f.Path)
+	}
+	if m.hist != nil && f.Type != bacularec.TypeDeleted {
+		m.hist.add(f.Path)
 	}
 	if m.reserved(f.Path) {
 		drain(c)
@@ -706,7 +731,8 @@ func (m *Mirror) End(ctx context.Context, job *bacularec.Job) error {
 	if m.w == nil {
 		return ErrClosed
 	}
-	errs := []error{m.switchGroups(job), m.closeWriter()}
+	errs := []error{m.switchGroups(job)}
+	errs = append(errs, m.endHistory(job), m.closeWriter())
 	if m.seen != nil && job.OK() && job.Level == 'F' && !IsTargetFailure(errors.Join(errs...)) {
 		errs = append(errs, m.deleteRemoved())
 	}
@@ -748,9 +774,78 @@ func (m *Mirror) closeWriter() error {
 	return errors.Join(append(fes, m.takeErrs())...)
 }
 
+// endHistory ends the record of the job's chain (History): a Full that
+// ended OK drops it; a Differential that ended OK removes what the record
+// has and the job did not contain, then is all the record keeps.
+func (m *Mirror) endHistory(job *bacularec.Job) error {
+	if m.opt.History == "" || !job.Started {
+		return nil
+	}
+	if job.Level == 'F' {
+		if job.OK() && m.fatal == nil {
+			if err := forgetChain(m.opt.History, job); err != nil {
+				return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+			}
+		}
+		return nil
+	}
+	h := m.hist
+	m.hist = nil
+	if h == nil {
+		return nil
+	}
+	if err := h.close(); err != nil {
+		return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+	}
+	if job.Level != 'D' || !job.OK() || m.fatal != nil {
+		return nil
+	}
+	stale, err := h.stale(m.seen)
+	if err != nil {
+		return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+	}
+	var errs []error
+	for _, p := range stale {
+		if m.reserved(p) {
+			continue
+		}
+		f := &bacularec.File{Type: bacularec.TypeDeleted, Path: p, Job: job}
+		if m.beforeStale != nil {
+			if err := m.beforeStale(f); err != nil {
+				m.stats.Errors++
+				errs = append(errs, &FileError{Path: p, Err: fmt.Errorf("not removed: %w", err)})
+				continue
+			}
+		}
+		if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f}); err != nil {
+			errs = append(errs, m.classify(f, err))
+			continue
+		}
+		m.stats.Deleted++
+		if m.opt.Index != nil {
+			m.opt.Index.Delete(pathKey2(p))
+		}
+	}
+	if err := h.keepOwn(); err != nil {
+		errs = append(errs, fmt.Errorf("%w: history: %w", ErrTargetFailed, err))
+	}
+	return errors.Join(errs...)
+}
+
+// closeHistory makes what a job that did not end recorded durable.
+func (m *Mirror) closeHistory() {
+	if m.hist != nil {
+		if err := m.hist.close(); err != nil && m.opt.Logf != nil {
+			m.opt.Logf("history of %s: %v", m.root, err)
+		}
+		m.hist = nil
+	}
+}
+
 // Close implements io.Closer: files finished in a job that did not end
 // are put in place; the rest of the job is left to a replay.
 func (m *Mirror) Close() error {
+	m.closeHistory()
 	if m.w == nil {
 		return nil
 	}

@@ -113,7 +113,15 @@ func NewRetention(m *Mirror, versions int, idx Index, opt RetentionOptions) *Ret
 	if opt.Logf == nil {
 		opt.Logf = m.opt.Logf
 	}
-	return &Retention{m: m, versions: max(versions, 1), idx: idx, opt: opt, rootFD: -1}
+	r := &Retention{m: m, versions: max(versions, 1), idx: idx, opt: opt, rootFD: -1}
+	// What a Differential makes stale is kept as a version too.
+	m.beforeStale = func(f *bacularec.File) error {
+		if r.rootFD < 0 {
+			return nil
+		}
+		return r.keep(f)
+	}
+	return r
 }
 
 // Versions returns how many previous versions of a file are kept.

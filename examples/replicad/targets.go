@@ -59,6 +59,7 @@ func buildTargets(ctx context.Context, cfg *config.Config, cat *replica.Catalog,
 			Verify:        cfg.VerifyAfter,
 			DeleteRemoved: cfg.DeleteRemoved,
 			Journal:       filepath.Join(cfg.StateDir, "journal", targetID(t.Path)+".json"),
+			History:       filepath.Join(cfg.StateDir, "history", targetID(t.Path)),
 			Groups:        groups(cfg.Groups),
 			Logf:          func(format string, args ...any) { logger.Warn(fmt.Sprintf(format, args...)) },
 		}

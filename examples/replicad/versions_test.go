@@ -35,8 +35,8 @@ func TestRetentionCommands(t *testing.T) {
 	if rc != 0 || !strings.Contains(out, "jobs 3 done, 0 left") {
 		t.Fatalf("rc %d\n%s\n%s", rc, out, errOut)
 	}
-	ref := filepath.Join(dir, "ref")
-	if _, e, rc := replicad(t, append([]string{"extract", "-q", "-strip-prefix", "/tmp/brc-fixture-src", "-o", ref}, volumes...)...); rc != 0 {
+	ref := filepath.Join(dir, "ref") // the latest state: the Full, then the Differential
+	if _, e, rc := replicad(t, "extract", "-q", "-strip-prefix", "/tmp/brc-fixture-src", "-o", ref, volumes[0], volumes[2]); rc != 0 {
 		t.Fatal(e)
 	}
 	ref2 := filepath.Join(dir, "ref2") // after the Incremental

@@ -3,6 +3,8 @@
 package atomicfile
 
 import (
+	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -10,7 +12,13 @@ import (
 // WriteFile replaces path with b (mode perm) and makes the change durable:
 // see Replace, then the directory is synced.
 func WriteFile(path string, b []byte, perm os.FileMode) error {
-	if err := Replace(path, b, perm); err != nil {
+	return WriteFrom(path, bytes.NewReader(b), perm)
+}
+
+// WriteFrom is WriteFile with the content read from r: for files too
+// large to hold in memory.
+func WriteFrom(path string, r io.Reader, perm os.FileMode) error {
+	if err := replaceFrom(path, r, perm); err != nil {
 		return err
 	}
 	return SyncDir(filepath.Dir(path))
@@ -20,12 +28,16 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 // renames it over path. The rename is durable only once the directory is
 // synced (SyncDir), which a caller replacing several files does once.
 func Replace(path string, b []byte, perm os.FileMode) error {
+	return replaceFrom(path, bytes.NewReader(b), perm)
+}
+
+func replaceFrom(path string, r io.Reader, perm os.FileMode) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(b)
+	_, err = io.Copy(f, r)
 	if err == nil {
 		err = f.Chmod(perm)
 	}
