@@ -3,6 +3,7 @@ package replica_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -53,9 +54,20 @@ func TestMirrorCommitDelay(t *testing.T) {
 		t.Fatalf("visible after 100ms: %v", v)
 	}
 	now = now.Add(150 * time.Millisecond)
-	put("c") // a and b go in place while c is written
-	if v := visible(t, root); len(v) != 2 {
-		t.Fatalf("visible 250ms after the first file: %v", v)
+	// a and b are flushed while c is written, and renamed into place by
+	// a later Put once the flush is over; c and the later files wait for
+	// their own CommitDelay.
+	put("c")
+	for i := 0; ; i++ {
+		v := visible(t, root)
+		if len(v) == 2 && strings.HasSuffix(v[0], "/a") && strings.HasSuffix(v[1], "/b") {
+			break
+		}
+		if len(v) > 2 || i == 500 {
+			t.Fatalf("visible 250ms after the first file: %v", v)
+		}
+		time.Sleep(10 * time.Millisecond)
+		put(fmt.Sprintf("d%03d", i))
 	}
 	if err := m.End(ctx, job); err != nil {
 		t.Fatal(err)

@@ -289,9 +289,7 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 // the last Put collected.
 func (m *Mirror) finishPut(ctx context.Context, f *bacularec.File, err error) error {
 	err = m.classify(f, err)
-	if m.commitDue() {
-		m.commitPending()
-	}
+	m.commitSoon()
 	if err := errors.Join(err, m.takeErrs()); err != nil {
 		return err
 	}
@@ -366,20 +364,39 @@ func (m *Mirror) commitDue() bool {
 	return now.Sub(m.pendSince) >= m.opt.CommitDelay
 }
 
-func (m *Mirror) commit() error {
-	m.pendB = 0
-	m.pendSince = time.Time{}
-	return m.w.Commit()
-}
-
-// commitPending puts in place what waits under temporary names. A file
-// that cannot be is a FileError, as at End; a file system that cannot be
-// flushed fails the target. Errors come out of the next Put or End.
+// commitPending puts in place what waits under temporary names, waiting
+// for the flush. A file that cannot be put in place is a FileError, as at
+// End; a file system that cannot be flushed fails the target. Errors come
+// out of the next Put or End.
 func (m *Mirror) commitPending() {
 	if m.w == nil || m.w.Pending() == 0 {
 		return
 	}
-	for _, e := range flatten(m.commit()) {
+	m.pendB = 0
+	m.pendSince = time.Time{}
+	m.commitErrs(m.w.Commit())
+}
+
+// commitSoon starts putting in place what waits once enough does, or the
+// oldest has waited CommitDelay: the file system is flushed in the
+// background while the next files are written, and the files are renamed
+// into place by a later call once the flush is over.
+func (m *Mirror) commitSoon() {
+	if m.w.Flushing() {
+		if m.commitErrs(m.w.Reap()); m.w.Flushing() {
+			return // one flush at a time
+		}
+	}
+	if m.commitDue() {
+		m.pendB = 0
+		m.pendSince = time.Time{}
+		m.commitErrs(m.w.StartCommit())
+	}
+}
+
+// commitErrs sorts what putting files in place returned.
+func (m *Mirror) commitErrs(err error) {
+	for _, e := range flatten(err) {
 		if e == nil {
 			continue
 		}
@@ -444,11 +461,9 @@ func (m *Mirror) write(f *bacularec.File, c Content, h *hasher) error {
 		}
 		m.stats.Bytes += int64(len(p))
 		m.pendB += int64(len(p))
-		if m.commitDue() {
-			// A long file must not hold back the files finished before
-			// it; f itself is not pending yet.
-			m.commitPending()
-		}
+		// A long file must not hold back the files finished before it;
+		// f itself is not pending yet.
+		m.commitSoon()
 	}
 	if h != nil {
 		sum, chunks := h.finish(f.Stat.Size)

@@ -33,7 +33,7 @@ func (w *Writer) create(pfd int, name, rel string, mk func(name string) error) e
 	if err != nil {
 		return err
 	}
-	if err := w.install(pfd, tmp, name, rel); err != nil {
+	if err := w.rename(pfd, tmp, name, rel); err != nil {
 		unix.Unlinkat(pfd, tmp, 0)
 		return err
 	}
@@ -51,10 +51,10 @@ func (w *Writer) mkTemp(mk func(name string) error) (string, error) {
 	}
 }
 
-// install renames tmp over name in pfd. A directory in the way is removed
+// rename renames tmp over name in pfd. A directory in the way is removed
 // first: an empty one always, a non-empty one only with Options.Deletions
 // (see replace).
-func (w *Writer) install(pfd int, tmp, name, rel string) error {
+func (w *Writer) rename(pfd int, tmp, name, rel string) error {
 	err := unix.Renameat(pfd, tmp, pfd, name)
 	if err != unix.EISDIR && err != unix.ENOTEMPTY && err != unix.EEXIST {
 		return err
@@ -82,24 +82,96 @@ func (w *Writer) install(pfd int, tmp, name, rel string) error {
 // fsync per file waits for a journal commit each time.
 func (w *Writer) Commit() error {
 	w.commit()
+	return w.takeCommitErrs()
+}
+
+// StartCommit is Commit without the wait: with Options.Sync the file
+// system is flushed on another goroutine while the Writer goes on writing
+// (and the disk writes back what it was given meanwhile), and the files
+// are renamed into place by the first Reap, StartCommit or Commit after
+// the flush. One flush runs at a time: while it does, the files finished
+// meanwhile wait for the next. It returns the errors of the files put in
+// place by this call.
+func (w *Writer) StartCommit() error {
+	w.reap(false)
+	if w.flushing == nil && len(w.pending) > 0 {
+		if !w.opt.Sync {
+			w.commit()
+		} else {
+			b := &flushBatch{files: w.pending, idx: w.pendingIdx, done: make(chan error, 1)}
+			w.pending, w.pendingIdx = nil, nil
+			w.flushing = b
+			go func() { b.done <- w.syncfs() }()
+		}
+	}
+	return w.takeCommitErrs()
+}
+
+// Reap renames into place the files of the flush StartCommit started, if
+// it is over, and returns their errors. It never waits.
+func (w *Writer) Reap() error {
+	w.reap(false)
+	return w.takeCommitErrs()
+}
+
+// Flushing reports whether a flush started by StartCommit is still to be
+// reaped.
+func (w *Writer) Flushing() bool { return w.flushing != nil }
+
+func (w *Writer) takeCommitErrs() error {
 	errs := w.commitErrs
 	w.commitErrs = nil
 	return joinErrs(errs)
+}
+
+// flushBatch is a batch of finished files whose flush runs in the
+// background (StartCommit).
+type flushBatch struct {
+	files []pendingFile
+	idx   map[string]int // rel -> index in files
+	done  chan error     // the syncfs's result
+}
+
+// reap puts the batch being flushed in place once its flush is over,
+// waiting for it if wait is set.
+func (w *Writer) reap(wait bool) {
+	b := w.flushing
+	if b == nil {
+		return
+	}
+	var err error
+	if wait {
+		err = <-b.done
+	} else {
+		select {
+		case err = <-b.done:
+		default:
+			return
+		}
+	}
+	w.flushing = nil
+	w.install(b.files, err)
 }
 
 // flushUnder commits the pending files if one of them is rel or below it:
 // rel is about to be removed or replaced, and the files must go in first,
 // as they would have without Options.Atomic.
 func (w *Writer) flushUnder(rel string) {
-	for _, p := range w.pending {
-		if rel == "" || p.rel == rel || strings.HasPrefix(p.rel, rel) && p.rel[len(rel)] == '/' {
-			w.commit()
-			return
+	under := func(files []pendingFile) bool {
+		for _, p := range files {
+			if rel == "" || p.rel == rel || strings.HasPrefix(p.rel, rel) && p.rel[len(rel)] == '/' {
+				return true
+			}
 		}
+		return false
+	}
+	if under(w.pending) || w.flushing != nil && under(w.flushing.files) {
+		w.commit()
 	}
 }
 
 func (w *Writer) commit() {
+	w.reap(true)
 	if len(w.pending) == 0 {
 		return
 	}
@@ -112,11 +184,21 @@ func (w *Writer) commit() {
 	if w.opt.Sync {
 		syncErr = w.syncfs()
 	}
-	for _, p := range pending {
+	w.install(pending, syncErr)
+	clear(pending)
+	if w.pending == nil {
+		w.pending = pending[:0]
+	}
+}
+
+// install renames flushed files into place; after a failed flush
+// (syncErr), removes them instead.
+func (w *Writer) install(files []pendingFile, syncErr error) {
+	for _, p := range files {
 		w.touch(parentRel(p.rel))
 		err := syncErr
 		if err == nil {
-			err = w.at(p.rel, false, func(pfd int, name string) error { return w.install(pfd, p.tmp, name, p.rel) })
+			err = w.at(p.rel, false, func(pfd int, name string) error { return w.rename(pfd, p.tmp, name, p.rel) })
 		}
 		if err != nil {
 			w.at(p.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, p.tmp, 0) })
@@ -128,23 +210,29 @@ func (w *Writer) commit() {
 			w.placed(p.f, p.rel)
 		}
 	}
-	clear(pending)
-	if w.pending == nil {
-		w.pending = pending[:0]
-	}
 }
 
 // pendingTemp returns the temporary name of rel if it waits for Commit.
 func (w *Writer) pendingTemp(rel string) (string, bool) {
-	i, ok := w.pendingIdx[rel]
-	if !ok {
-		return "", false
+	if i, ok := w.pendingIdx[rel]; ok {
+		return w.pending[i].tmp, true
 	}
-	return w.pending[i].tmp, true
+	if b := w.flushing; b != nil {
+		if i, ok := b.idx[rel]; ok {
+			return b.files[i].tmp, true
+		}
+	}
+	return "", false
 }
 
-// Pending returns how many finished files wait for Commit.
-func (w *Writer) Pending() int { return len(w.pending) }
+// Pending returns how many finished files are not in place yet.
+func (w *Writer) Pending() int {
+	n := len(w.pending)
+	if w.flushing != nil {
+		n += len(w.flushing.files)
+	}
+	return n
+}
 
 func (w *Writer) syncfs() error {
 	fd, err := unix.Openat(w.rootFD, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -334,26 +422,15 @@ func (w *Writer) Switch() error {
 	if len(held) == 0 {
 		return nil
 	}
-	var errs []error
 	var syncErr error
 	if w.opt.Sync {
 		syncErr = w.syncfs()
 	}
-	for _, h := range held {
-		w.touch(parentRel(h.rel))
-		err := syncErr
-		if err == nil {
-			err = w.at(h.rel, false, func(pfd int, name string) error { return w.install(pfd, h.tmp, name, h.rel) })
-		}
-		if err != nil {
-			w.at(h.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, h.tmp, 0) })
-			errs = append(errs, w.fail(h.f, "rename", err))
-			continue
-		}
-		if w.opt.Placed != nil {
-			w.placed(h.f, h.rel)
-		}
-	}
+	others := w.commitErrs
+	w.commitErrs = nil
+	w.install(held, syncErr)
+	errs := w.commitErrs
+	w.commitErrs = others
 	return joinErrs(errs)
 }
 
@@ -376,7 +453,7 @@ func (w *Writer) Install(rel, tmp string) error {
 	if err != nil || !strings.HasPrefix(tmp, TempPrefix) || strings.Contains(tmp, "/") {
 		return fmt.Errorf("extract: install %s: %w", quotePath(rel), cmpErr(err, ErrUnsafePath))
 	}
-	err = w.at(rel, false, func(pfd int, name string) error { return w.install(pfd, tmp, name, rel) })
+	err = w.at(rel, false, func(pfd int, name string) error { return w.rename(pfd, tmp, name, rel) })
 	if err == unix.ENOENT {
 		return nil
 	}

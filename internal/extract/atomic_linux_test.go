@@ -155,3 +155,62 @@ func TestAtomic(t *testing.T) {
 		t.Errorf("deleted directory: %v", err)
 	}
 }
+
+// StartCommit flushes in the background: the files stay under their
+// temporary names, can still be hard-linked, and go in place at the first
+// Reap after the flush; a deletion of their directory puts them in place
+// first; the files finished during the flush wait for the next one.
+func TestStartCommit(t *testing.T) {
+	var placed []string
+	e := newEnv(t, Options{Atomic: true, Sync: true, Deletions: true, Placed: func(f *bacularec.File, _ Info) {
+		placed = append(placed, f.Path)
+	}})
+	a, pa := reg("/d/a", 0o644, "a")
+	if err := e.apply(a, pa...); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.w.StartCommit(); err != nil || !e.w.Flushing() || e.w.Pending() != 1 {
+		t.Fatalf("StartCommit: %v, flushing %v, pending %d", err, e.w.Flushing(), e.w.Pending())
+	}
+	b, pb := reg("/d/b", 0o644, "b")
+	if err := e.apply(b, pb...); err != nil {
+		t.Fatal(err)
+	}
+	// A hard link to a file of the batch being flushed.
+	link := &bacularec.File{Type: bacularec.TypeLinkSaved, Path: "/d/link", Link: "/d/a"}
+	if err := e.apply(link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(e.p("d/a")); !os.IsNotExist(err) {
+		t.Fatalf("a in place before its flush was reaped: %v", err)
+	}
+	for e.w.Flushing() {
+		if err := e.w.Reap(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := readFile(t, e.p("d/a")); got != "a" || e.w.Pending() != 1 || len(placed) != 1 {
+		t.Fatalf("after Reap: a %q, pending %d, placed %v", got, e.w.Pending(), placed)
+	}
+	if lstat(t, e.p("d/link")).Ino != lstat(t, e.p("d/a")).Ino {
+		t.Error("the hard link is not to a")
+	}
+	// b is flushing when its directory is deleted: it goes in first, then
+	// the directory with everything in it.
+	if err := e.w.StartCommit(); err != nil || !e.w.Flushing() {
+		t.Fatalf("second StartCommit: %v", err)
+	}
+	del := &bacularec.File{Type: bacularec.TypeDeleted, Path: "/d/"}
+	if err := e.apply(del); err != nil {
+		t.Fatal(err)
+	}
+	if e.w.Flushing() || e.w.Pending() != 0 || len(placed) != 2 {
+		t.Fatalf("flushing %v, pending %d, placed %v", e.w.Flushing(), e.w.Pending(), placed)
+	}
+	if _, err := os.Lstat(e.p("d")); !os.IsNotExist(err) {
+		t.Fatalf("d still there: %v", err)
+	}
+	if err := e.w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -49,6 +49,7 @@ type Writer struct {
 
 	pending    []pendingFile // finished files waiting for Commit (Options.Atomic)
 	pendingIdx map[string]int
+	flushing   *flushBatch          // files whose flush runs in the background (StartCommit)
 	dirty      bool                 // something was changed (Sync: flush at Close)
 	touched    map[string]*dirTimes // Options.KeepDirTimes: times before the first change
 	held       []pendingFile        // finished files waiting for Switch (Options.Hold)
@@ -65,13 +66,11 @@ type Writer struct {
 
 // wfile is a regular file being written.
 type wfile struct {
-	fd  int
-	rel string
-	tmp string // temporary name in the parent directory (Options.Atomic)
-	// synced: how much of it was handed to writeback (Atomic + Sync)
-	synced int64
-	end    int64 // end of the content received (logical size so far)
-	phys   int64 // end of what was written to the file (its current size)
+	fd   int
+	rel  string
+	tmp  string // temporary name in the parent directory (Options.Atomic)
+	end  int64  // end of the content received (logical size so far)
+	phys int64  // end of what was written to the file (its current size)
 }
 
 type dirMeta struct {
@@ -88,9 +87,6 @@ const (
 	dirCacheMax  = 256
 	resolveFlags = unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS
 	holeBlock    = 4096
-	// writebackChunk: how much of a large file is written before its
-	// writeback is started (Atomic + Sync).
-	writebackChunk = 8 << 20
 )
 
 var zeroBlock [holeBlock]byte
@@ -272,11 +268,6 @@ func (w *Writer) begin(f *bacularec.File) error {
 func (w *Writer) write(wf *wfile, off int64, p []byte) error {
 	n := int64(len(p))
 	w.stats.Bytes += n
-	if wf.tmp != "" && w.opt.Sync && off-wf.synced >= writebackChunk {
-		// A large file: start writing back what is written so far.
-		unix.SyncFileRange(wf.fd, wf.synced, off-wf.synced, unix.SYNC_FILE_RANGE_WRITE)
-		wf.synced = off
-	}
 	if off < wf.end || w.noZeroSkip || len(p) < holeBlock {
 		if err := pwriteAll(wf.fd, p, off); err != nil {
 			return err
@@ -393,11 +384,6 @@ func (w *Writer) finishFile(f *bacularec.File, wf *wfile) error {
 	}
 	if err == nil {
 		err = w.meta(target{fd: fd}, f, false)
-	}
-	if err == nil && wf.tmp != "" && w.opt.Sync {
-		// Start writing it back now, without waiting: by the time Commit
-		// flushes the file system, the disk has mostly caught up.
-		unix.SyncFileRange(fd, wf.synced, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
 	if e := unix.Close(fd); e != nil && err == nil {
 		err = opErr("close", e)
