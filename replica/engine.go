@@ -99,10 +99,10 @@ type Engine struct {
 	// SpillGrace is how long the reader waits for a full target before it
 	// spills to its spool, when another target can go on meanwhile
 	// (default 50ms; negative: no wait). Targets of similar speed take
-	// turns being full, and spilling for that would only cost both. The
-	// reader stops waiting as soon as a target that can go on runs low
-	// (less than a quarter of its queue): a slow target never stalls a
-	// fast one for the grace.
+	// turns being full, and spilling for that would only cost both. A
+	// target the reader has waited for during a tenth of the pass so far
+	// gets no more grace: it is slower than the others, and waiting for
+	// it would hold them to its speed.
 	SpillGrace time.Duration
 	// IdleFlush is how long a target's queue stays empty (the volumes
 	// are being written more slowly than the target writes) before the
@@ -193,6 +193,7 @@ type dest struct {
 	meant   map[string]bool         // jobs it should have received
 	cut     bool                    // no more messages in this pass
 	lagged  bool
+	waited  time.Duration // the reader waited for its queue (SpillGrace)
 	pushErr error
 	stopped atomic.Bool // set by the pump when the target failed
 
@@ -332,6 +333,7 @@ func (e *Engine) pass(ctx context.Context, open Source, run []*dest, sum *Summar
 		d.q = newQueue(d.QueueBytes, d.SpoolDir, d.SpoolBytes)
 		d.jobs, d.meant, d.completed = map[*bacularec.Job]bool{}, map[string]bool{}, map[string]bool{}
 		d.cut, d.lagged, d.pushErr, d.pumpErr = false, false, nil, nil
+		d.waited = 0
 		d.stopped.Store(false)
 		wg.Add(1)
 		go func() {
@@ -341,7 +343,7 @@ func (e *Engine) pass(ctx context.Context, open Source, run []*dest, sum *Summar
 	}
 	e.live.set(run)
 	defer e.live.set(nil)
-	p := &producer{e: e, run: run, sum: sum, first: first, deferred: map[*bacularec.Job]*queue{}}
+	p := &producer{e: e, run: run, sum: sum, first: first, deferred: map[*bacularec.Job]*queue{}, start: time.Now()}
 	err = p.read(ctx, files)
 	for _, d := range run {
 		d.q.close()
@@ -386,6 +388,7 @@ type producer struct {
 	ended    map[*bacularec.Job]bool
 
 	full, took []*dest // dispatch's scratch
+	start      time.Time
 }
 
 func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
@@ -538,6 +541,7 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 	}
 	full, took := p.full[:0], p.took[:0]
 	defer func() { p.full, p.took = full[:0], took[:0] }()
+	var budget time.Duration
 	for _, d := range p.run {
 		if !d.cut && d.stopped.Load() {
 			p.cutDest(d, nil)
@@ -560,12 +564,21 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 	// reader for nothing, and it waits instead.
 	for _, d := range full {
 		if len(took) > 0 {
-			// A moment's grace first (SpillGrace), while the targets that
-			// took the message have work queued: waiting would starve them.
+			// A moment's grace first (SpillGrace), unless waiting for d
+			// has taken a tenth of the pass so far: then it is slower
+			// than the others, not taking turns with them, and waiting
+			// would hold them to its speed.
+			if budget == 0 {
+				budget = time.Since(p.start) / 10
+			}
 			err := errQueueFull
-			for waited := time.Duration(0); waited < p.e.spillGrace() && err == errQueueFull && !anyLow(took); waited += time.Millisecond {
-				time.Sleep(time.Millisecond)
-				err = d.q.push(m, memOnly)
+			if d.waited < budget {
+				t0 := time.Now()
+				for waited := time.Duration(0); waited < min(p.e.spillGrace(), budget-d.waited) && err == errQueueFull; waited = time.Since(t0) {
+					time.Sleep(time.Millisecond)
+					err = d.q.push(m, memOnly)
+				}
+				d.waited += time.Since(t0)
 			}
 			if err == errQueueFull {
 				err = d.q.push(m, orSpool)
@@ -589,16 +602,6 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		}
 	}
 	return ctx.Err()
-}
-
-// anyLow reports whether one of ds has little left in its queue.
-func anyLow(ds []*dest) bool {
-	for _, d := range ds {
-		if d.q.low() {
-			return true
-		}
-	}
-	return false
 }
 
 // cutDest stops sending to d for the rest of the pass; its pump stops at

@@ -158,14 +158,6 @@ func (q *queue) push(m msg, mode pushMode) error {
 	}
 }
 
-// low reports whether the queue holds less than a quarter of its memory
-// limit and nothing spooled: its target is about to wait for messages.
-func (q *queue) low() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.spooled == 0 && q.memBytes < q.memLimit/4
-}
-
 // pop returns the next message, waiting for one; io.EOF once the queue
 // is closed and empty.
 func (q *queue) pop() (msg, error) {

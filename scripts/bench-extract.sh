@@ -49,6 +49,7 @@ FRESH=1 "$LAB/up.sh" "$W" > "$W/up.log"
 "$LAB/backup.sh" "$W" TreeGzip Full | grep 'JobStatus='
 "$LAB/down.sh" "$W" > /dev/null
 content=$(du -sb --apparent-size "$T" | cut -f1)
+bench_settle_disk "$OUT"
 
 run() {  # TOOL VOL OUT -> prints "seconds rss_kib"
   mkdir -p "$3"; sync
@@ -84,7 +85,9 @@ for job in TreeMD5 TreeGzip; do
   (cd "$OUT/out-bextract.1$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-b"
   (cd "$OUT/out-replicad.1$T" && find . -type f -print0 | sort -z | xargs -0 sha256sum) > "$W/sum-r"
   cmp -s "$W/sum-b" "$W/sum-r" || { echo "bench-extract.sh: $job: trees differ!" >&2; diff "$W/sum-b" "$W/sum-r" | head; exit 1; }
-  rm -rf "$OUT"/out-*.[0-9]*; sync; sleep 10
+  # Deleting gigabytes makes the next file creations slow for a while (discard, ext4's
+  # freed-inode reuse delay): settle before the next volume's rounds (lib-bench.sh).
+  rm -rf "$OUT"/out-*.[0-9]*; bench_settle_disk "$OUT"
   mb=$(median < "$W/t-bextract"); mr=$(median < "$W/t-replicad")
   mn=$(median < "$W/t-noverify")
   rb=$(sort -n "$W/r-bextract" | tail -1); rr=$(sort -n "$W/r-replicad" | tail -1); rn=$(sort -n "$W/r-noverify" | tail -1)
