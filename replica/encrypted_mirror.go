@@ -77,9 +77,7 @@ func (m *Mirror) keepUnchanged(ctx context.Context, f *bacularec.File, metaSame 
 	if m.w == nil {
 		return ErrClosed
 	}
-	if m.seen != nil {
-		m.see(f.Path)
-	}
+	m.contains(f)
 	if m.reserved(f.Path) {
 		m.stats.Errors++
 		return &FileError{Path: f.Path, Err: fmt.Errorf("%w: %s is reserved for previous versions", ErrUnsafePath, VersionsDir)}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/openbrc/brc/bacularec"
+	"github.com/openbrc/brc/crypt"
 )
 
 // The accurate chain Full -> Incremental -> Differential: the Incremental
@@ -57,6 +58,17 @@ func TestMirrorDifferentialAfterIncremental(t *testing.T) {
 	if string(rec) != strings.Join(diffPaths, "\x00")+"\x00" {
 		t.Errorf("history after the Differential:\n%q\nwant the Differential's %d paths", rec, len(diffPaths))
 	}
+
+	// The same through an encrypted target: the paths are the same, the
+	// content ciphertext.
+	encRoot := tempDir(t)
+	key := testKey(t)
+	encRun(t, encRoot, key, MirrorOptions{History: tempDir(t)}, EncryptOptions{}, chain...)
+	dec := filepath.Join(tempDir(t), "dec")
+	if _, err := DecryptTarget(context.Background(), encRoot, dec, crypt.NewKeyring(key), crypt.TreeOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	diffTrees(t, plainScan(t, extractRef(t, vols("accurate-1-full", "accurate-3-diff"))), plainScan(t, dec))
 
 	root2 := tempDir(t)
 	mirrorRun(t, root2, MirrorOptions{}, chain...)

@@ -238,12 +238,7 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 		drain(c)
 		return ErrClosed
 	}
-	if m.seen != nil {
-		m.see(f.Path)
-	}
-	if m.hist != nil && f.Type != bacularec.TypeDeleted {
-		m.hist.add(f.Path)
-	}
+	m.contains(f)
 	if m.reserved(f.Path) {
 		drain(c)
 		m.stats.Errors++
@@ -383,11 +378,11 @@ func (m *Mirror) commitPending() {
 // into place by a later call once the flush is over.
 func (m *Mirror) commitSoon() {
 	if m.w.Flushing() {
-		if m.commitErrs(m.w.Reap()); m.w.Flushing() {
-			return // one flush at a time
-		}
+		m.commitErrs(m.w.Reap())
 	}
-	if m.commitDue() {
+	// commitDue runs during a flush too: the files finished meanwhile
+	// have waited since then, and go as soon as it is over.
+	if m.commitDue() && !m.w.Flushing() {
 		m.pendB = 0
 		m.pendSince = time.Time{}
 		m.commitErrs(m.w.StartCommit())
@@ -912,6 +907,17 @@ func (m *Mirror) deleteRemoved() error {
 	}
 	walk(m.root, "")
 	return errors.Join(errs...)
+}
+
+// contains notes that the job contains f: for delete_removed after a Full
+// (seen), and for the chain's history.
+func (m *Mirror) contains(f *bacularec.File) {
+	if m.seen != nil {
+		m.see(f.Path)
+	}
+	if m.hist != nil && f.Type != bacularec.TypeDeleted {
+		m.hist.add(f.Path)
+	}
 }
 
 // reserved reports whether backed-up path p lands in VersionsDir.
