@@ -387,8 +387,7 @@ type producer struct {
 	order    []*bacularec.Job
 	ended    map[*bacularec.Job]bool
 
-	full, took []*dest // dispatch's scratch
-	start      time.Time
+	start time.Time // of the pass
 }
 
 func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
@@ -539,8 +538,8 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 			}
 		}
 	}
-	full, took := p.full[:0], p.took[:0]
-	defer func() { p.full, p.took = full[:0], took[:0] }()
+	var full []*dest
+	room := false
 	var budget time.Duration
 	for _, d := range p.run {
 		if !d.cut && d.stopped.Load() {
@@ -556,14 +555,14 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		case err != nil:
 			p.cutDest(d, err)
 		default:
-			took = append(took, d)
+			room = true
 		}
 	}
 	// A target whose queue is full spills to its spool only when another
 	// target can go on meanwhile: with none, spooling would cost the
 	// reader for nothing, and it waits instead.
 	for _, d := range full {
-		if len(took) > 0 {
+		if room {
 			// A moment's grace first (SpillGrace), unless waiting for d
 			// has taken a tenth of the pass so far: then it is slower
 			// than the others, not taking turns with them, and waiting

@@ -255,14 +255,10 @@ func (m *Mirror) Put(ctx context.Context, f *bacularec.File, c Content) error {
 			break
 		}
 		if err == nil {
-			err = m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f})
+			err = m.remove(f)
 		}
 		if err == nil {
 			m.stats.Files++
-			m.stats.Deleted++
-			if m.opt.Index != nil {
-				m.opt.Index.Delete(strings.TrimSuffix(f.Path, "/"))
-			}
 		}
 	default:
 		if err = drain(c); err == nil && m.opt.SkipUnchanged && m.sameEntry(f) {
@@ -741,8 +737,7 @@ func (m *Mirror) End(ctx context.Context, job *bacularec.Job) error {
 	if m.w == nil {
 		return ErrClosed
 	}
-	errs := []error{m.switchGroups(job)}
-	errs = append(errs, m.endHistory(job), m.closeWriter())
+	errs := []error{m.switchGroups(job), m.endHistory(job), m.closeWriter()}
 	if m.seen != nil && job.OK() && job.Level == 'F' && !IsTargetFailure(errors.Join(errs...)) {
 		errs = append(errs, m.deleteRemoved())
 	}
@@ -827,19 +822,27 @@ func (m *Mirror) endHistory(job *bacularec.Job) error {
 				continue
 			}
 		}
-		if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f}); err != nil {
+		if err := m.remove(f); err != nil {
 			errs = append(errs, m.classify(f, err))
-			continue
-		}
-		m.stats.Deleted++
-		if m.opt.Index != nil {
-			m.opt.Index.Delete(pathKey2(p))
 		}
 	}
 	if err := h.keepOwn(); err != nil {
 		errs = append(errs, fmt.Errorf("%w: history: %w", ErrTargetFailed, err))
 	}
 	return errors.Join(errs...)
+}
+
+// remove applies the deletion f (TypeDeleted): the path goes from the
+// target and from its index.
+func (m *Mirror) remove(f *bacularec.File) error {
+	if err := m.w.Apply(&bacularec.Item{Kind: bacularec.KindFileEnd, File: f}); err != nil {
+		return err
+	}
+	m.stats.Deleted++
+	if m.opt.Index != nil {
+		m.opt.Index.Delete(pathKey2(f.Path))
+	}
+	return nil
 }
 
 // closeHistory makes what a job that did not end recorded durable.

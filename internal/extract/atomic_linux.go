@@ -150,7 +150,7 @@ func (w *Writer) reap(wait bool) {
 		}
 	}
 	w.flushing = nil
-	w.install(b.files, err)
+	w.commitErrs = append(w.commitErrs, w.install(b.files, err)...)
 }
 
 // flushUnder commits the pending files if one of them is rel or below it:
@@ -184,7 +184,7 @@ func (w *Writer) commit() {
 	if w.opt.Sync {
 		syncErr = w.syncfs()
 	}
-	w.install(pending, syncErr)
+	w.commitErrs = append(w.commitErrs, w.install(pending, syncErr)...)
 	clear(pending)
 	if w.pending == nil {
 		w.pending = pending[:0]
@@ -192,8 +192,10 @@ func (w *Writer) commit() {
 }
 
 // install renames flushed files into place; after a failed flush
-// (syncErr), removes them instead.
-func (w *Writer) install(files []pendingFile, syncErr error) {
+// (syncErr), removes them instead. It returns the errors of the files not
+// put in place.
+func (w *Writer) install(files []pendingFile, syncErr error) []error {
+	var errs []error
 	for _, p := range files {
 		w.touch(parentRel(p.rel))
 		err := syncErr
@@ -203,13 +205,14 @@ func (w *Writer) install(files []pendingFile, syncErr error) {
 		if err != nil {
 			w.at(p.rel, false, func(pfd int, _ string) error { return unix.Unlinkat(pfd, p.tmp, 0) })
 			w.stats.Files--
-			w.commitErrs = append(w.commitErrs, w.fail(p.f, "rename", err))
+			errs = append(errs, w.fail(p.f, "rename", err))
 			continue
 		}
 		if w.opt.Placed != nil {
 			w.placed(p.f, p.rel)
 		}
 	}
+	return errs
 }
 
 // pendingTemp returns the temporary name of rel if it waits for Commit.
@@ -426,12 +429,7 @@ func (w *Writer) Switch() error {
 	if w.opt.Sync {
 		syncErr = w.syncfs()
 	}
-	others := w.commitErrs
-	w.commitErrs = nil
-	w.install(held, syncErr)
-	errs := w.commitErrs
-	w.commitErrs = others
-	return joinErrs(errs)
+	return joinErrs(w.install(held, syncErr))
 }
 
 // DropHeld removes the held files: their group is not switched.
