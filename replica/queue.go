@@ -97,7 +97,13 @@ type queue struct {
 	decBuf     bytes.Buffer
 	wOff, rOff int64
 	spooled    int
+	wbuf       []byte // a record being spooled
 	closed     bool
+	// err: the spool failed (writing or reading). What it held is lost,
+	// so the target cannot go on in order: pop returns err once the
+	// memory queue is empty, and push returns it from then on.
+	err      error
+	errTaken bool
 
 	// stats
 	maxSpool int64
@@ -133,6 +139,9 @@ func (q *queue) push(m msg, mode pushMode) error {
 		if q.closed {
 			return ErrClosed
 		}
+		if q.err != nil && mode != force {
+			return q.err
+		}
 		if m.size == 0 {
 			m.size = m.cost()
 		}
@@ -145,6 +154,7 @@ func (q *queue) push(m msg, mode pushMode) error {
 		}
 		if (q.spooled > 0 || mode == orSpool) && q.spoolDir != "" && q.wOff+c <= q.spoolLimit {
 			if err := q.spoolWrite(m); err != nil {
+				q.err = err
 				return err
 			}
 			q.spooled++
@@ -219,10 +229,18 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 			}
 			return m, true, nil
 		}
-		if q.spooled > 0 {
+		if q.err != nil {
+			if !q.errTaken {
+				q.errTaken = true
+				q.spooled = 0
+				q.cond.Broadcast()
+				return msg{}, true, q.err
+			}
+		} else if q.spooled > 0 {
 			m, err = q.spoolRead()
 			if err != nil {
-				return msg{}, true, err
+				q.err = err
+				continue
 			}
 			q.spooled--
 			if q.spooled == 0 {
@@ -230,7 +248,7 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 				q.wOff, q.rOff = 0, 0
 				q.enc, q.dec = nil, nil
 				if err := q.spool.Truncate(0); err != nil {
-					return msg{}, true, err
+					q.err = fmt.Errorf("replica: spool: %w", err)
 				}
 			}
 			q.cond.Broadcast()
@@ -265,13 +283,6 @@ func (q *queue) release() {
 	}
 }
 
-// spooledBytes is the size of the spool file.
-func (q *queue) spooledBytes() int64 {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.wOff - q.rOff
-}
-
 // Spool records: u32 length, then kind, then for data u64 offset and the
 // bytes, for the others the job or file in gob (not JSON: paths are raw
 // bytes, and JSON would replace what is not UTF-8). The spool is
@@ -290,32 +301,27 @@ func (q *queue) spoolWrite(m msg) error {
 		}
 		q.spool = f
 	}
-	var body []byte
+	// One buffer for the record: header, then body, written at once.
+	b := append(q.wbuf[:0], 0, 0, 0, 0, byte(m.kind))
+	var err error
 	switch m.kind {
 	case mData:
-		body = binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(m.data)), uint64(m.off))
-		body = append(body, m.data...)
+		b = binary.BigEndian.AppendUint64(b, uint64(m.off))
+		b = append(b, m.data...)
 	case mBegin, mJobEnd:
-		b, err := q.gobBytes(m.label)
-		if err != nil {
-			return err
-		}
-		body = b
+		b, err = q.gobAppend(b, m.label)
 	default:
-		b, err := q.gobBytes(spoolFileOf(m.file))
-		if err != nil {
-			return err
-		}
-		body = b
+		b, err = q.gobAppend(b, spoolFileOf(m.file))
 	}
-	rec := make([]byte, 5, 5+len(body))
-	binary.BigEndian.PutUint32(rec, uint32(len(body)))
-	rec[4] = byte(m.kind)
-	rec = append(rec, body...)
-	if _, err := q.spool.WriteAt(rec, q.wOff); err != nil {
+	if err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-5))
+	q.wbuf = b
+	if _, err := q.spool.WriteAt(b, q.wOff); err != nil {
 		return fmt.Errorf("replica: spool: %w", err)
 	}
-	q.wOff += int64(len(rec))
+	q.wOff += int64(len(b))
 	q.maxSpool = max(q.maxSpool, q.wOff)
 	return nil
 }
@@ -375,8 +381,9 @@ func (sf *spoolFile) file() *bacularec.File {
 	return &f
 }
 
-// gobBytes encodes v as the next value of the spool's gob stream.
-func (q *queue) gobBytes(v any) ([]byte, error) {
+// gobAppend appends v, encoded as the next value of the spool's gob
+// stream, to b.
+func (q *queue) gobAppend(b []byte, v any) ([]byte, error) {
 	if q.enc == nil {
 		q.encBuf.Reset()
 		q.enc = gob.NewEncoder(&q.encBuf)
@@ -384,13 +391,13 @@ func (q *queue) gobBytes(v any) ([]byte, error) {
 	if err := q.enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("replica: spool: %w", err)
 	}
-	b := bytes.Clone(q.encBuf.Bytes())
+	b = append(b, q.encBuf.Bytes()...)
 	q.encBuf.Reset()
 	return b, nil
 }
 
 // gobDecode decodes the next value of the spool's gob stream from body,
-// a record that gobBytes made, read back in the same order.
+// a record that gobAppend made, read back in the same order.
 func (q *queue) gobDecode(body []byte, v any) error {
 	if q.dec == nil {
 		q.decBuf.Reset()

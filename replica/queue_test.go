@@ -2,7 +2,11 @@ package replica
 
 import (
 	"errors"
+	"io"
+	"io/fs"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/openbrc/brc/bacularec"
@@ -73,5 +77,58 @@ func spoolRound(t *testing.T, q *queue, in []msg, job *bacularec.Job, f *bacular
 				t.Errorf("%d: file\n got %+v\nwant %+v", i, g, w)
 			}
 		}
+	}
+}
+
+// A spool that fails loses what it held: the target gets what memory
+// held, then the error once (not at every pop: a stopped target drains
+// its queue to the end), and pushes fail with it from then on. Both
+// ways: a spool that cannot be written, and one that cannot be read.
+func TestSpoolFailure(t *testing.T) {
+	job := &bacularec.Job{JobID: 1}
+	f := &bacularec.File{Job: job, Path: "/a"}
+	data := func(i int) msg {
+		return msg{kind: mData, job: job, file: f, off: int64(i), data: []byte("x")}
+	}
+	for _, how := range []string{"write", "read"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			if how == "write" {
+				dir = filepath.Join(dir, "missing")
+			}
+			q := newQueue(0, dir, 1<<20)
+			defer q.release()
+			if err := q.push(data(0), orSpool); err != nil {
+				t.Fatal(err)
+			}
+			err := q.push(data(1), orSpool)
+			if how == "write" {
+				if !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("spooling: %v, want the spool's error", err)
+				}
+			} else {
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.spool.Truncate(3) // the spool file damaged behind our back
+			}
+			if m, err := q.pop(); err != nil || m.off != 0 {
+				t.Fatalf("first pop: offset %d, %v; want the message in memory", m.off, err)
+			}
+			if _, err := q.pop(); err == nil || !strings.Contains(err.Error(), "spool") {
+				t.Fatalf("second pop: %v, want the spool's error", err)
+			}
+			if err := q.push(data(2), orSpool); err == nil || !strings.Contains(err.Error(), "spool") {
+				t.Fatalf("push after the failure: %v", err)
+			}
+			q.push(msg{kind: mCut}, force)
+			q.close()
+			if m, err := q.pop(); err != nil || m.kind != mCut {
+				t.Fatalf("after the error: %v %v, want the cut", m.kind, err)
+			}
+			if _, err := q.pop(); err != io.EOF {
+				t.Fatalf("closed queue: %v, want io.EOF", err)
+			}
+		})
 	}
 }

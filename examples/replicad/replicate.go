@@ -112,6 +112,9 @@ func printSummary(w io.Writer, sum *replica.Summary) {
 		}
 		fmt.Fprintf(w, "target %s: %s: %d files, %d bytes sent, %d written, %d unchanged skipped, %d failed; jobs %d done, %d left; %d passes",
 			t.Name, state, t.Files, t.Bytes, t.Written, t.Skipped, t.Failed, t.JobsDone, t.JobsLeft, t.Attempts)
+		if t.MaxSpool > 0 {
+			fmt.Fprintf(w, ", spooled up to %d bytes", t.MaxSpool)
+		}
 		if t.Lagged > 0 {
 			fmt.Fprintf(w, ", lagged %d times", t.Lagged)
 		}
