@@ -14,7 +14,8 @@
 // replayed to it from the volumes. A target that fails (disk full,
 // read-only, I/O error, mount gone) fails alone and is retried with
 // backoff (RetryPolicy), the same way. The reader waits only when every
-// target is full. Jobs interleaved in the volumes (concurrent jobs) reach
+// target is full, and then only until the first of them has room. Jobs
+// interleaved in the volumes (concurrent jobs) reach
 // targets one after the other.
 //
 // Full, Incremental and Differential jobs apply in order, with the

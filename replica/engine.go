@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -329,8 +330,10 @@ func (e *Engine) pass(ctx context.Context, open Source, run []*dest, sum *Summar
 	}
 	defer files.Close()
 	var wg sync.WaitGroup
+	room := make(chan struct{}, 1)
 	for _, d := range run {
 		d.q = newQueue(d.QueueBytes, d.SpoolDir, d.SpoolBytes)
+		d.q.room = room
 		d.jobs, d.meant, d.completed = map[*bacularec.Job]bool{}, map[string]bool{}, map[string]bool{}
 		d.cut, d.lagged, d.pushErr, d.pumpErr = false, false, nil, nil
 		d.waited = 0
@@ -343,7 +346,7 @@ func (e *Engine) pass(ctx context.Context, open Source, run []*dest, sum *Summar
 	}
 	e.live.set(run)
 	defer e.live.set(nil)
-	p := &producer{e: e, run: run, sum: sum, first: first, deferred: map[*bacularec.Job]*queue{}, start: time.Now()}
+	p := &producer{e: e, run: run, sum: sum, first: first, deferred: map[*bacularec.Job]*queue{}, start: time.Now(), room: room}
 	err = p.read(ctx, files)
 	for _, d := range run {
 		d.q.close()
@@ -387,7 +390,8 @@ type producer struct {
 	order    []*bacularec.Job
 	ended    map[*bacularec.Job]bool
 
-	start time.Time // of the pass
+	start time.Time     // of the pass
+	room  chan struct{} // a token when a destination's queue made room
 }
 
 func (p *producer) read(ctx context.Context, files *bacularec.Files) error {
@@ -517,7 +521,8 @@ func (p *producer) promote(ctx context.Context) error {
 
 // dispatch hands m to every destination that receives its job. A
 // destination whose queue and spool are full while another still has room
-// is cut (lagging); when all are full, the reader waits.
+// is cut (lagging); when all are full, the reader waits for the first to
+// make room.
 func (p *producer) dispatch(ctx context.Context, m msg) error {
 	if m.kind == mBegin {
 		for _, d := range p.run {
@@ -557,6 +562,17 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		default:
 			room = true
 		}
+	}
+	// When every target is full, the reader waits for the first one to
+	// make room, not for each in turn: waiting for a 1 MB/s target's
+	// queue to drain would hold the others idle for seconds. The rest
+	// are then full while another can go on, below.
+	if !room && len(full) > 1 {
+		var err error
+		if full, err = p.waitFirst(ctx, m, full); err != nil {
+			return err
+		}
+		room = len(full) > 0
 	}
 	// A target whose queue is full spills to its spool only when another
 	// target can go on meanwhile: with none, spooling would cost the
@@ -601,6 +617,38 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// waitFirst waits until one of the full destinations takes m, and
+// returns the others.
+func (p *producer) waitFirst(ctx context.Context, m msg, full []*dest) ([]*dest, error) {
+	// The token may be stale (room made before these queues were full):
+	// each wake-up tries them all again. The timer covers a queue that
+	// frees up without a token (a target that failed and is cut).
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for len(full) > 0 {
+		for i := 0; i < len(full); i++ {
+			d := full[i]
+			err := d.q.push(m, memOnly)
+			switch {
+			case err == nil:
+				return slices.Delete(full, i, i+1), nil
+			case err != errQueueFull:
+				p.cutDest(d, err)
+				full = slices.Delete(full, i, i+1)
+				i--
+			}
+		}
+		t.Reset(10 * time.Millisecond)
+		select {
+		case <-p.room:
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return nil, nil
 }
 
 // cutDest stops sending to d for the rest of the pass; its pump stops at

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -209,6 +210,45 @@ func TestEngineSpillNoStarving(t *testing.T) {
 	checkMemory(t, stuckMem, "sparse")
 	if s := sum.Targets[1]; s.MaxSpool == 0 || s.Lagged != 0 || !s.OK() {
 		t.Errorf("stuck %+v", s)
+	}
+}
+
+// When every target is full, the reader goes on as soon as one of them
+// has room: the other spools meanwhile. Waiting for each in turn held
+// a fast target idle until a slow one (1 MB/s, or here stuck) drained
+// half its queue.
+func TestEngineAllFullWaitsForFirst(t *testing.T) {
+	fastMem, slowMem := NewMemory(), NewMemory()
+	slow := &gated{slowMem, make(chan struct{})}
+	fast := &gated{fastMem, make(chan struct{})}
+	time.AfterFunc(100*time.Millisecond, func() { close(fast.open) })
+	time.AfterFunc(3*time.Second, func() { close(slow.open) })
+	var mu sync.Mutex
+	ended := map[string]time.Duration{}
+	start := time.Now()
+	e := &Engine{Dests: []Destination{
+		{Name: "slow", Target: slow, QueueBytes: 4096, SpoolDir: t.TempDir()},
+		{Name: "fast", Target: fast, QueueBytes: 4096, SpoolDir: t.TempDir()},
+	}, Hooks: Hooks{AfterJob: func(_ context.Context, target string, _ *bacularec.Job, _ error) {
+		mu.Lock()
+		ended[target] = time.Since(start)
+		mu.Unlock()
+	}}}
+	sum, err := e.Run(context.Background(), source(vols("sparse-md5")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMemory(t, fastMem, "sparse")
+	checkMemory(t, slowMem, "sparse")
+	t.Logf("fast target done after %v, slow one after %v", ended["fast"], ended["slow"])
+	if ended["fast"] > 2*time.Second || ended["slow"] < 3*time.Second {
+		t.Errorf("fast target done after %v, slow one after %v: want the fast one long before the slow one opens (3s)", ended["fast"], ended["slow"])
+	}
+	if s := sum.Targets[0]; s.MaxSpool == 0 || s.Lagged != 0 || s.Attempts != 1 || !s.OK() {
+		t.Errorf("slow %+v", s)
+	}
+	if s := sum.Targets[1]; s.Lagged != 0 || s.Attempts != 1 || !s.OK() {
+		t.Errorf("fast %+v", s)
 	}
 }
 

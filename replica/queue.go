@@ -104,6 +104,9 @@ type queue struct {
 	// memory queue is empty, and push returns it from then on.
 	err      error
 	errTaken bool
+	// room, when not nil, gets a token when room is made (see made); the
+	// queues of one pass share it.
+	room chan struct{}
 
 	// stats
 	maxSpool int64
@@ -225,7 +228,7 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 			// the reader and the target take turns instead of running at
 			// the same time.
 			if q.memBytes <= q.memLimit/2 || q.head == len(q.mem) {
-				q.cond.Broadcast()
+				q.made()
 			}
 			return m, true, nil
 		}
@@ -233,7 +236,7 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 			if !q.errTaken {
 				q.errTaken = true
 				q.spooled = 0
-				q.cond.Broadcast()
+				q.made()
 				return msg{}, true, q.err
 			}
 		} else if q.spooled > 0 {
@@ -251,7 +254,7 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 					q.err = fmt.Errorf("replica: spool: %w", err)
 				}
 			}
-			q.cond.Broadcast()
+			q.made()
 			return m, true, nil
 		}
 		if q.closed {
@@ -261,6 +264,19 @@ func (q *queue) popWithin(d time.Duration) (m msg, ok bool, err error) {
 			return msg{}, false, nil
 		}
 		q.cond.Wait()
+	}
+}
+
+// made wakes those waiting for room: push in waitRoom mode, and the
+// reader waiting on the room channel for whichever full queue frees up
+// first. q.mu is held.
+func (q *queue) made() {
+	q.cond.Broadcast()
+	if q.room != nil {
+		select {
+		case q.room <- struct{}{}:
+		default:
+		}
 	}
 }
 
