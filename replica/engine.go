@@ -101,9 +101,9 @@ type Engine struct {
 	// spills to its spool, when another target can go on meanwhile
 	// (default 50ms; negative: no wait). Targets of similar speed take
 	// turns being full, and spilling for that would only cost both. A
-	// target the reader has waited for during a tenth of the pass so far
-	// gets no more grace: it is slower than the others, and waiting for
-	// it would hold them to its speed.
+	// target for which the others have sat idle (their queues empty)
+	// during a tenth of the pass so far gets no more grace: it is slower
+	// than they are, and waiting for it would hold them to its speed.
 	SpillGrace time.Duration
 	// IdleFlush is how long a target's queue stays empty (the volumes
 	// are being written more slowly than the target writes) before the
@@ -194,7 +194,7 @@ type dest struct {
 	meant   map[string]bool         // jobs it should have received
 	cut     bool                    // no more messages in this pass
 	lagged  bool
-	waited  time.Duration // the reader waited for its queue (SpillGrace)
+	waited  time.Duration // others sat idle while the reader waited for it (SpillGrace)
 	pushErr error
 	stopped atomic.Bool // set by the pump when the target failed
 
@@ -579,21 +579,26 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 	// reader for nothing, and it waits instead.
 	for _, d := range full {
 		if room {
-			// A moment's grace first (SpillGrace), unless waiting for d
-			// has taken a tenth of the pass so far: then it is slower
-			// than the others, not taking turns with them, and waiting
-			// would hold them to its speed.
+			// A moment's grace first (SpillGrace), unless the others
+			// have sat idle waiting for d for a tenth of the pass so
+			// far: then it is slower than they are, not taking turns
+			// with them, and waiting would hold them to its speed.
+			// While they still have work queued, waiting costs them
+			// nothing and is not counted: a target only slow to start
+			// (its first directories) is not spilled for that.
 			if budget == 0 {
 				budget = time.Since(p.start) / 10
 			}
 			err := errQueueFull
-			if d.waited < budget {
-				t0 := time.Now()
-				for waited := time.Duration(0); waited < min(p.e.spillGrace(), budget-d.waited) && err == errQueueFull; waited = time.Since(t0) {
-					time.Sleep(time.Millisecond)
-					err = d.q.push(m, memOnly)
+			t0 := time.Now()
+			for last := t0; err == errQueueFull && d.waited < budget && last.Sub(t0) < p.e.spillGrace(); {
+				time.Sleep(time.Millisecond)
+				now := time.Now()
+				if p.starving(d, m.job) {
+					d.waited += now.Sub(last)
 				}
-				d.waited += time.Since(t0)
+				last = now
+				err = d.q.push(m, memOnly)
 			}
 			if err == errQueueFull {
 				err = d.q.push(m, orSpool)
@@ -617,6 +622,17 @@ func (p *producer) dispatch(ctx context.Context, m msg) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// starving reports whether a destination other than d that receives job
+// has nothing queued: the reader waiting for d holds it idle.
+func (p *producer) starving(d *dest, job *bacularec.Job) bool {
+	for _, o := range p.run {
+		if o != d && !o.cut && o.jobs[job] && o.q.empty() {
+			return true
+		}
+	}
+	return false
 }
 
 // waitFirst waits until one of the full destinations takes m, and

@@ -252,6 +252,29 @@ func TestEngineAllFullWaitsForFirst(t *testing.T) {
 	}
 }
 
+// A target only slow to start is waited for while the other target still
+// has work queued, which costs that one nothing: it is not spilled. (It
+// was, once the reader had waited for it a tenth of the pass so far,
+// which early in a pass is next to nothing.)
+func TestEngineGraceWhileOthersBusy(t *testing.T) {
+	lateMem, busyMem := NewMemory(), NewMemory()
+	late := &gated{lateMem, make(chan struct{})}
+	time.AfterFunc(100*time.Millisecond, func() { close(late.open) })
+	e := &Engine{Dests: []Destination{
+		{Name: "late", Target: late, QueueBytes: 4096, SpoolDir: t.TempDir()},
+		{Name: "busy", Target: &slow{busyMem, 150 * time.Millisecond}},
+	}, SpillGrace: time.Second}
+	sum, err := e.Run(context.Background(), source(vols("sparse-md5")...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkMemory(t, lateMem, "sparse")
+	checkMemory(t, busyMem, "sparse")
+	if s := sum.Targets[0]; s.MaxSpool != 0 || !s.OK() {
+		t.Errorf("late %+v: want it waited for, not spooled", s)
+	}
+}
+
 // Two jobs interleaved in one volume reach targets one after the other.
 func TestEngineInterleavedJobs(t *testing.T) {
 	m := NewMemory()

@@ -280,6 +280,13 @@ func (q *queue) made() {
 	}
 }
 
+// empty reports whether nothing is queued.
+func (q *queue) empty() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.head == len(q.mem) && q.spooled == 0
+}
+
 // close wakes everyone; pop drains what is queued, then returns io.EOF.
 func (q *queue) close() {
 	q.mu.Lock()
