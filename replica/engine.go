@@ -638,9 +638,9 @@ func (p *producer) starving(d *dest, job *bacularec.Job) bool {
 // waitFirst waits until one of the full destinations takes m, and
 // returns the others.
 func (p *producer) waitFirst(ctx context.Context, m msg, full []*dest) ([]*dest, error) {
-	// The token may be stale (room made before these queues were full):
-	// each wake-up tries them all again. The timer covers a queue that
-	// frees up without a token (a target that failed and is cut).
+	// A token may be stale (room made before these queues were full):
+	// each wake-up tries them all again. The timer is only a safety net:
+	// room enough for m is always made with a token (see queue.made).
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for len(full) > 0 {
