@@ -206,7 +206,7 @@ func (m *Mirror) Begin(ctx context.Context, job *bacularec.Job) error {
 		if m.hist, err = openHistory(m.opt.History, job); err != nil {
 			m.w.Close()
 			m.w = nil
-			return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+			return historyFailed(err)
 		}
 	}
 	m.seen = nil
@@ -789,7 +789,7 @@ func (m *Mirror) endHistory(job *bacularec.Job) error {
 	if job.Level == 'F' {
 		if job.OK() && m.fatal == nil {
 			if err := forgetChain(m.opt.History, job); err != nil {
-				return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+				return historyFailed(err)
 			}
 		}
 		return nil
@@ -800,14 +800,14 @@ func (m *Mirror) endHistory(job *bacularec.Job) error {
 		return nil
 	}
 	if err := h.close(); err != nil {
-		return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+		return historyFailed(err)
 	}
 	if job.Level != 'D' || !job.OK() || m.fatal != nil {
 		return nil
 	}
 	stale, err := h.stale(m.seen)
 	if err != nil {
-		return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
+		return historyFailed(err)
 	}
 	var errs []error
 	for _, p := range stale {
@@ -827,9 +827,15 @@ func (m *Mirror) endHistory(job *bacularec.Job) error {
 		}
 	}
 	if err := h.keepOwn(); err != nil {
-		errs = append(errs, fmt.Errorf("%w: history: %w", ErrTargetFailed, err))
+		errs = append(errs, historyFailed(err))
 	}
 	return errors.Join(errs...)
+}
+
+// historyFailed is err of the chain's history: the target fails, since a
+// record it cannot keep would leave stale files behind.
+func historyFailed(err error) error {
+	return fmt.Errorf("%w: history: %w", ErrTargetFailed, err)
 }
 
 // remove applies the deletion f (TypeDeleted): the path goes from the
