@@ -5,7 +5,17 @@ import (
 	"errors"
 	"io"
 	"math"
+	"sync"
 )
+
+// writeBufs holds the buffers of closed writers for the next ones: with
+// a writer per file, allocating (and zeroing) two chunks for each cost
+// more than encrypting the data when most files are small.
+var writeBufs = sync.Pool{New: func() any {
+	return &writeBuf{plain: make([]byte, 0, ChunkSize), enc: make([]byte, 0, encChunk)}
+}}
+
+type writeBuf struct{ plain, enc []byte }
 
 // NewWriter writes the header to w at once and returns a writer that
 // encrypts what is written to it for the logical path (see the package
@@ -30,19 +40,16 @@ func newWriter(w io.Writer, key Key, path string, salt []byte) (*writer, error) 
 	if _, err := w.Write(h.raw[:]); err != nil {
 		return nil, err
 	}
-	return &writer{
-		dst:    w,
-		stream: s,
-		buf:    make([]byte, 0, ChunkSize),
-		enc:    make([]byte, 0, encChunk),
-	}, nil
+	b := writeBufs.Get().(*writeBuf)
+	return &writer{dst: w, stream: s, bufs: b, buf: b.plain[:0], enc: b.enc[:0]}, nil
 }
 
 type writer struct {
 	dst io.Writer
 	*stream
 	counter uint64
-	buf     []byte // plaintext of the current chunk
+	bufs    *writeBuf // holds buf and enc, back to writeBufs at Close
+	buf     []byte    // plaintext of the current chunk
 	enc     []byte
 	err     error
 	closed  bool
@@ -97,8 +104,12 @@ func (w *writer) Close() error {
 		return w.err
 	}
 	w.closed = true
-	if w.err != nil {
-		return w.err
+	if w.err == nil {
+		w.seal(true)
 	}
-	return w.seal(true)
+	clear(w.buf) // no plaintext kept: seal cleared it, unless it failed
+	w.bufs.plain, w.bufs.enc = w.buf[:0], w.enc[:0]
+	writeBufs.Put(w.bufs)
+	w.bufs, w.buf, w.enc = nil, nil, nil
+	return w.err
 }

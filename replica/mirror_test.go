@@ -71,6 +71,27 @@ func scan(t *testing.T, root string) map[string]string {
 	return out
 }
 
+// ctimes returns the inode change time of every entry under root.
+func ctimes(t *testing.T, root string) map[string]unix.Timespec {
+	t.Helper()
+	out := map[string]unix.Timespec{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		out[p] = st.Ctim
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func extractRef(t *testing.T, paths []string) string {
 	t.Helper()
 	dir := tempDir(t)
@@ -146,12 +167,20 @@ func TestMirrorSkipUnchanged(t *testing.T) {
 	if first.Skipped != 0 || first.Bytes == 0 {
 		t.Fatalf("first run %+v", first)
 	}
+	before := ctimes(t, root)
 	m, _ = mirrorRun(t, root, opt, paths...)
 	second := m.Stats()
 	if second.Bytes != 0 || second.Skipped == 0 {
 		t.Fatalf("second run (index) %+v", second)
 	}
 	diffTrees(t, want, scan(t, root))
+	// Not even metadata was written: no inode changed.
+	after := ctimes(t, root)
+	for rel, c := range before {
+		if after[rel] != c {
+			t.Errorf("%s: changed by the unchanged run: ctime %v, was %v", rel, after[rel], c)
+		}
+	}
 
 	// Without the index: compared by reading.
 	m, _ = mirrorRun(t, root, MirrorOptions{SkipUnchanged: true}, paths...)
