@@ -7,9 +7,9 @@
 #   1. mirror replication of a ~1 GiB plain + MD5 volume (bench-extract's tree: a few large
 #      files + ~20k small ones) vs `cp -a` of the source tree, and vs `cp -a && sync`:
 #      replicate writes atomically and durably (temporary names, batched syncfs, then
-#      rename), which cp alone does not; each run into a new directory on the same file
-#      system, the volume and the tree both read from the page cache (nothing is dropped;
-#      the inputs of each case are read once before its rounds, see warm).
+#      rename), which cp alone does not; each run onto a fresh file system on the disk (see
+#      "The disk" below), the volume and the tree both read from the page cache (nothing is
+#      dropped; the inputs of each case are read once before its rounds, see warm).
 #      Target: replicate <= 1.3x cp's time.
 #   2. the same unchanged Full replicated again (-replay) with skip_unchanged = yes onto the
 #      target that already holds it: bytes the replicad process wrote (write_bytes of
@@ -31,9 +31,13 @@
 #      200k small files (BENCH_MEM_ROUNDS runs each, default min(ROUNDS, 3)). Target: < 64 MiB.
 #   5. the volume of case 1 replicated to an encrypted mirror (encrypt_key: a throwaway key
 #      made for the run, in the tmpfs state dir only) vs a plain mirror, alternating, each
-#      into a new directory. Target (issue 4): encrypted <= 1.3x plain.
-# The work dir's file system is mounted with discard here: deletions are followed by
-# settle_disk (wait until the disk is quiet), never between the timed runs of a case.
+#      onto a fresh file system. Target (issue 4): encrypted <= 1.3x plain.
+# The disk: every timed run of cases 1, 3 and 5 that writes to the disk writes to a new ext4
+# made for it over one image file on the work dir's disk, through a loop device with direct
+# I/O (bench_fresh_fs in lib-bench.sh: on the work dir's own file system, a run after a
+# deletion was up to 3x slower). Cases 2 and 4 write to the work dir's file system; it is
+# mounted with discard here, so their deletions are followed by settle_disk (wait until the
+# disk is quiet), never between the timed runs of a case.
 # Peak RSS is /usr/bin/time's %M (case 2's replays: ru_maxrss from wait4, the same number).
 #
 # Usage (root, after scripts/lab/install.sh; ~20 min and ~25 GiB of disk with the defaults):
@@ -43,7 +47,8 @@
 # BENCH_DIR/bench-replicate.txt: per-run lines and the summary), KEEP=1 (keep the work dir
 # and the tmpfs state dirs; a second run reuses the source trees), CASES ("1 2 3 4 5"), BENCH_BIG_N / BENCH_BIG_MIB /
 # BENCH_SMALL (tree of case 1: 4 x 192 MiB + 20000), BENCH_SMALLVOL_FILES (10 x 2 MiB,
-# case 3b), BENCH_BWLIMIT (1M), BENCH_HUGE_MIB (4096), BENCH_MANY (200000). When the disk
+# case 3b), BENCH_BWLIMIT (1M), BENCH_HUGE_MIB (4096), BENCH_MANY (200000), BENCH_FS_MIB (6144:
+# the image of the fresh file systems, which hold two copies of the tree in case 3). When the disk
 # is short the script keeps fewer outputs, then shrinks the huge file, and says so.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -63,9 +68,12 @@ bench_need_root bench-replicate.sh
 bench_ports 19451
 export SRC_ROOT=$W/src
 SHM=$(mktemp -d /dev/shm/brc-bench-replicate.XXXXXX)   # state_dir of every run (tmpfs)
-OUTD=$W/out
+OUTD=$W/out              # outputs of cases 2 and 4 (the work dir's file system)
+FSM=$W/fs                # mount point of the fresh file systems (cases 1, 3, 5)
+FS_MIB=${BENCH_FS_MIB:-6144}
 cleanup() {
   "$LAB/down.sh" "$W" >/dev/null 2>&1 || true
+  bench_fs_down || true
   rm -rf "$OUTD"
   if [ "${KEEP:-0}" = 1 ]; then
     echo "kept: $W and $SHM"
@@ -78,18 +86,19 @@ mkdir -p "$(dirname "$RES")"; : > "$RES"
 say() { printf '%s\n' "$*" | tee -a "$RES"; }
 
 # ---------------------------------------------------------------- disk space
-# Peak use: the trees and volumes (+ the huge file's source while it is backed up) plus the
-# outputs of the largest case: every case keeps each run's output until its rounds are
-# over (deleting gigabytes on a file system mounted with discard keeps the disk busy for
-# minutes, which would slow the next runs; the deletions are followed by settle_disk).
+# Peak use: the trees and volumes (+ the huge file's source while it is backed up), the image
+# of the fresh file systems, and the outputs of case 4, which keeps each run's output until
+# its rounds are over (deleting gigabytes on a file system mounted with discard keeps the
+# disk busy for minutes, which would slow the next runs; the deletions are followed by
+# settle_disk).
 avail=$(( $(df -Pk "$W" | awk 'NR==2 {print $4}') / 1024 ))   # MiB
 tree_mib=$(( BIG_N * BIG_MIB + SMALL * 14 / 1024 + 100 ))
 many_mib=$(( MANY * 5 / 1024 + 100 ))                          # 4 KiB blocks + dirs
 MROUNDS=${BENCH_MEM_ROUNDS:-$(( ROUNDS < 3 ? ROUNDS : 3 ))}
 keepout=1
 need() {
-  local c13=$(( (keepout ? ROUNDS : 1) * 3 * tree_mib )) c4=$(( (keepout ? MROUNDS : 1) * (HUGE_MIB + many_mib) ))
-  echo $(( 2 * tree_mib + HUGE_MIB + 2 * many_mib + 100 + (c13 > c4 ? c13 : (c4 > HUGE_MIB ? c4 : HUGE_MIB)) + 1024 ))
+  local c4=$(( (keepout ? MROUNDS : 1) * (HUGE_MIB + many_mib) ))
+  echo $(( 2 * tree_mib + HUGE_MIB + 2 * many_mib + 100 + FS_MIB + (c4 > HUGE_MIB ? c4 : HUGE_MIB) + 1024 ))
 }
 say "== disk: $avail MiB free on $(df -P "$W" | awk 'NR==2 {print $6}'), $(need) MiB needed"
 if [ "$avail" -lt "$(need)" ]; then
@@ -210,11 +219,13 @@ warm() {
 }
 rm -rf "$OUTD"; mkdir -p "$OUTD"
 rm -f "$W"/t-* "$W"/r-* "$W"/u-* "$W"/wb "$W"/devw "$W"/skipped "$W"/written   # a kept work dir's last results
+bench_fs_init "$W/fs.img" "$FS_MIB" "$FSM"
 settle_disk
 # the disk's own sequential write speed, for scale
-sync; read -r s k < <(timed "$W/last.log" dd if="$V1" of="$OUTD/dd.bin" bs=1M conv=fsync)
-say "disk: dd of the tree volume (hot) with conv=fsync: $(bench_calc "$(stat -c %s "$V1") / $s / 1000000") MB/s ($s s)"
-drop_outputs
+bench_fresh_fs
+read -r s k < <(timed "$W/last.log" dd if="$V1" of="$FSM/dd.bin" bs=1M conv=fsync)
+say "disk: dd of the tree volume (hot) with conv=fsync onto a fresh file system: $(bench_calc "$(stat -c %s "$V1") / $s / 1000000") MB/s ($s s)"
+bench_fs_down
 : > "$W/summary"
 sum() { printf '%s\n' "$*" >> "$W/summary"; say "$*"; }
 say ""
@@ -225,7 +236,7 @@ if [[ " $CASES " == *" 1 "* ]]; then
   warm "$T" "$V1"
   for r in $(seq 1 "$ROUNDS"); do
     for tool in $(order3 "$r" cp cp+sync replicate); do
-      d=$OUTD/c1-$tool.$r; mkdir -p "$d"; sync
+      bench_fresh_fs; d=$FSM/c1; mkdir -p "$d"; sync
       case $tool in
         cp) read -r s k < <(timed "$W/last.log" cp -a "$T" "$d/") ;;
         cp+sync) read -r s k < <(timed "$W/last.log" sh -c 'cp -a "$1" "$2/" && sync' sh "$T" "$d") ;;
@@ -235,13 +246,12 @@ if [[ " $CASES " == *" 1 "* ]]; then
           check_ok "$W/last.log" 1 ;;
       esac
       record c1 "$tool" "$r" "$s" "$k"
-      [ "$keepout" = 1 ] || { rm -rf "$d"; settle_disk; }
+      if [ "$r" = 1 ] && [ $tool = replicate ]; then   # sanity: the replica holds the tree's content
+        diff -rq "$T" "$d/tree" > /dev/null || { echo "bench-replicate.sh: replica differs from the tree" >&2; diff -rq "$T" "$d/tree" | head >&2; exit 1; }
+      fi
     done
-    if [ "$r" = 1 ] && [ "$keepout" = 1 ]; then   # sanity: the replica holds the tree's content
-      diff -rq "$T" "$OUTD/c1-replicate.1/tree" > /dev/null || { echo "bench-replicate.sh: replica differs from the tree" >&2; diff -rq "$T" "$OUTD/c1-replicate.1/tree" | head >&2; exit 1; }
-    fi
   done
-  drop_outputs
+  bench_fs_down
   mc=$(med c1 cp); ms=$(med c1 cp+sync); mr=$(med c1 replicate)
   sum "1. mirror replication of the ${content}-byte tree ($nfiles files), medians of $ROUNDS: cp -a $mc s ($(bench_calc "$content / $mc / 1000000") MB/s, RSS $(rss c1 cp) MiB); cp -a && sync $ms s (RSS $(rss c1 cp+sync) MiB); replicate $mr s ($(bench_calc "$content / $mr / 1000000") MB/s, RSS $(rss c1 replicate) MiB)"
   sum "   replicate / cp = $(bench_calc "$mr / $mc")x (target <= 1.3x: $(met "$mr / $mc <= 1.3")); replicate / (cp && sync) = $(bench_calc "$mr / $ms")x"
@@ -287,7 +297,7 @@ if [[ " $CASES " == *" 2 "* ]]; then
   sum "2. unchanged Full again (-replay, skip_unchanged = yes, index in state_dir on tmpfs), medians of $ROUNDS: replay $mp s (RSS $(rss c2 replay) MiB); replicad ls $ml s (RSS $(rss c2 ls) MiB, prints $lines bytes)"
   sum "   speed vs parse-only = ls time / replay time = $(bench_calc "$ml / $mp")x (target >= 0.8x: $(met "$ml / $mp >= 0.8"))"
   sum "   bytes written by the replicad process (/proc/PID/io write_bytes): max $(bench_max < "$W/wb") over $ROUNDS replays (target 0: $(met "$(bench_max < "$W/wb") == 0")); replicad's own count: $(bench_max < "$W/written") written, $(bench_median < "$W/skipped") of $nfiles files skipped as unchanged; whole-device writes during replay + sync (all processes, incl. the journal's inode updates): median $(bench_median < "$W/devw") B"
-  sum "   write_bytes counts what the process dirties in the page cache of file systems that write back (tmpfs does not: the catalog and index in state_dir are not counted): file data, and ext4 metadata blocks (inode tables, directories, bitmaps) dirtied through the block device. With 0 content bytes written (replicad's count), what it counts is metadata: the writability probe created and removed in the target root, directory owner/mode/times re-applied, syncfs."
+  sum "   write_bytes counts what the process dirties in the page cache of file systems that write back (tmpfs does not: the catalog and index in state_dir are not counted): file data, and ext4 metadata blocks (inode tables, directories, bitmaps) dirtied through the block device. With 0 content bytes written (replicad's count), anything it counts is such metadata (an unchanged run leaves every inode's ctime under the target as it was: TestMirrorSkipUnchanged)."
 fi
 
 # ---------------------------------------------------------------- 3. fan-out and isolation
@@ -296,17 +306,17 @@ if [[ " $CASES " == *" 3 "* ]]; then
   for where in disk tmpfs; do
     for r in $(seq 1 "$ROUNDS"); do
       for tool in $(order2 "$r" one two); do
-        if [ $where = disk ]; then b=$OUTD/c3-$tool.$r; else b=$SHM/out-c3-$tool.$r; fi
+        if [ $where = disk ]; then bench_fresh_fs; b=$FSM/c3; else b=$SHM/out-c3-$tool.$r; fi
         if [ $tool = one ]; then tg=$b; n=1; else tg="$b-a;$b-b"; n=2; fi
         conf "$SHM/c3.conf" "$SHM/c3-$where-$tool.$r" "$tg"
         sync
         read -r s k < <(timed "$W/last.log" "$REP" replicate -c "$SHM/c3.conf" "$V1")
         check_ok "$W/last.log" "$n"
         record "c3$where" "$tool" "$r" "$s" "$k" "$n target(s) on $where"
-        if [ $where = tmpfs ]; then rm -rf "$b" "$b-a" "$b-b"; elif [ "$keepout" = 0 ]; then rm -rf "$b" "$b-a" "$b-b"; settle_disk; fi
+        if [ $where = tmpfs ]; then rm -rf "$b" "$b-a" "$b-b"; fi
       done
     done
-    drop_outputs
+    bench_fs_down
     m1=$(med "c3$where" one); m2=$(med "c3$where" two)
     sum "3a. fan-out, targets on $where, medians of $ROUNDS: one target $m1 s (RSS $(rss "c3$where" one) MiB); two targets $m2 s (RSS $(rss "c3$where" two) MiB); two / one = $(bench_calc "$m2 / $m1")x (target <= 1.2x: $(met "$m2 / $m1 <= 1.2"))"
   done
@@ -317,8 +327,8 @@ if [[ " $CASES " == *" 3 "* ]]; then
     rm -f "$W/u-alone" "$W/u-with-limited" "$W/t-c3b-with-limited" "$W/r-c3b-with-limited" "$W/t-c3b-alone" "$W/r-c3b-alone"
     for r in $(seq 1 "$ROUNDS"); do
       for tool in $(order2 "$r" alone with-limited); do
-        u=$OUTD/c3b-$lwhere-$tool-unlimited.$r
-        if [ $lwhere = disk ]; then l=$OUTD/c3b-$tool-limited.$r; else l=$SHM/out-c3b-limited.$r; fi
+        bench_fresh_fs; u=$FSM/unlimited
+        if [ $lwhere = disk ]; then l=$FSM/limited; else l=$SHM/out-c3b-limited.$r; fi
         if [ $tool = alone ]; then tg=$u; n=1; else tg="$u;$l:bwlimit=$BWLIMIT"; n=2; fi
         conf "$SHM/c3b.conf" "$SHM/c3b-$lwhere-$tool.$r" "$tg" "queue_size = 4M"
         sync
@@ -335,7 +345,7 @@ if [[ " $CASES " == *" 3 "* ]]; then
     sum "3b. ${svcontent}-byte volume, queue_size 4M, limited target on $lwhere, medians of $ROUNDS: unlimited target alone complete after $mu1 s; next to a :bwlimit=$BWLIMIT target complete after $mu2 s ($(bench_calc "$mu2 / $mu1")x; target: not slowed, <= 1.2x: $(met "$mu2 / $mu1 <= 1.2")), while the limited target took $ml s (whole run, RSS $(rss c3b with-limited) MiB)"
   done
   sum "   completion = newest ctime under the unlimited target's root (files renamed into place, directory metadata applied last) minus the start of the command"
-  drop_outputs
+  bench_fs_down
 fi
 
 # ---------------------------------------------------------------- 4. memory
@@ -363,7 +373,7 @@ if [[ " $CASES " == *" 5 "* ]]; then
   key=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')   # a throwaway key, in $SHM only
   for r in $(seq 1 "$ROUNDS"); do
     for tool in $(order2 "$r" plain encrypted); do
-      d=$OUTD/c5-$tool.$r; mkdir -p "$d"
+      bench_fresh_fs; d=$FSM/c5; mkdir -p "$d"
       if [ $tool = plain ]; then conf "$SHM/c5.conf" "$SHM/c5-$tool.$r" "$d"
       else conf "$SHM/c5.conf" "$SHM/c5-$tool.$r" "$d" "encrypt_key = $key"; fi
       sync
@@ -371,10 +381,9 @@ if [[ " $CASES " == *" 5 "* ]]; then
       check_ok "$W/last.log" 1
       record c5 "$tool" "$r" "$s" "$k"
       rm -f "$SHM/c5.conf"
-      [ "$keepout" = 1 ] || { rm -rf "$d"; settle_disk; }
     done
   done
-  drop_outputs
+  bench_fs_down
   mpl=$(med c5 plain); men=$(med c5 encrypted)
   sum "5. encrypted mirror (encrypt_key, AES-256-GCM) vs plain mirror of the same volume, medians of $ROUNDS: plain $mpl s (RSS $(rss c5 plain) MiB); encrypted $men s (RSS $(rss c5 encrypted) MiB); encrypted / plain = $(bench_calc "$men / $mpl")x (target <= 1.3x: $(met "$men / $mpl <= 1.3"))"
 fi
