@@ -105,7 +105,7 @@ func (w *writer) Close() error {
 	}
 	w.closed = true
 	if w.err == nil {
-		w.seal(true)
+		w.seal(true) // sets w.err when it fails
 	}
 	clear(w.buf) // no plaintext kept: seal cleared it, unless it failed
 	w.bufs.plain, w.bufs.enc = w.buf[:0], w.enc[:0]
