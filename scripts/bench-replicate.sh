@@ -40,7 +40,8 @@
 # disk is quiet), never between the timed runs of a case.
 # Peak RSS is /usr/bin/time's %M (case 2's replays: ru_maxrss from wait4, the same number).
 #
-# Usage (root, after scripts/lab/install.sh; ~20 min and ~25 GiB of disk with the defaults):
+# Usage (root, loop devices, after scripts/lab/install.sh; ~20 min and ~31 GiB of disk with the
+# defaults):
 #   scripts/bench-replicate.sh
 # Env: ROUNDS (5), BENCH_DIR (default /var/tmp/brc-bench: the work dir is BENCH_DIR/replicate,
 # trees, volumes and the targets, all on that file system), BENCH_OUT (results file, default
