@@ -71,7 +71,8 @@ func scan(t *testing.T, root string) map[string]string {
 	return out
 }
 
-// ctimes returns the inode change time of every entry under root.
+// ctimes returns the inode change time of every entry under root, by
+// path.
 func ctimes(t *testing.T, root string) map[string]unix.Timespec {
 	t.Helper()
 	out := map[string]unix.Timespec{}
@@ -176,9 +177,9 @@ func TestMirrorSkipUnchanged(t *testing.T) {
 	diffTrees(t, want, scan(t, root))
 	// Not even metadata was written: no inode changed.
 	after := ctimes(t, root)
-	for rel, c := range before {
-		if after[rel] != c {
-			t.Errorf("%s: changed by the unchanged run: ctime %v, was %v", rel, after[rel], c)
+	for p, c := range before {
+		if after[p] != c {
+			t.Errorf("%s: changed by the unchanged run: ctime %v, was %v", p, after[p], c)
 		}
 	}
 
